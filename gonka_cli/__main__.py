@@ -1,0 +1,5 @@
+"""``python -m gonka_cli``."""
+
+from gonka_cli.cli import main
+
+main()

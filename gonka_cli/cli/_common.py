@@ -1,0 +1,95 @@
+"""What every command shares: the error dispatcher, common options, plain output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from typing import IO, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from gonka_cli.errors import ExitCode, GonkaError
+
+
+def _use_color(stream: IO[str]) -> bool:
+    return "NO_COLOR" not in os.environ and stream.isatty()
+
+
+def print_error(message: str, hint: str | None = None) -> None:
+    """``error: ...`` (and ``hint: ...``) on stderr; red on a terminal unless NO_COLOR."""
+    red, yellow, reset = ("\x1b[31m", "\x1b[33m", "\x1b[0m") if _use_color(sys.stderr) else ("",) * 3
+    sys.stderr.write(f"{red}error:{reset} {message}\n")
+    if hint:
+        sys.stderr.write(f"{yellow}hint:{reset} {hint}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    """``warning: ...`` on stderr."""
+    yellow, reset = ("\x1b[33m", "\x1b[0m") if _use_color(sys.stderr) else ("", "")
+    sys.stderr.write(f"{yellow}warning:{reset} {message}\n")
+    sys.stderr.flush()
+
+
+class GonkaGroup(TyperGroup):
+    """The one place where expected errors become a message and an exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GonkaError as exc:
+            print_error(exc.message, exc.hint)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            print_error("interrupted")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+def emit(text: str) -> None:
+    """One line of data on stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def emit_json(value: Any) -> None:
+    """One JSON document on stdout, indented on a terminal, compact when piped."""
+    indent = 2 if sys.stdout.isatty() else None
+    emit(json.dumps(value, indent=indent, ensure_ascii=False))
+
+
+class SchemeChoice(StrEnum):
+    """Signed-message layouts (PROTOCOL.md section 1)."""
+
+    hash = "hash"
+    raw = "raw"
+
+
+FileOpt = Annotated[
+    str | None,
+    typer.Option("--file", "-f", metavar="PATH|-", help="Read the body from PATH, or stdin with -."),
+]
+TextArg = Annotated[str | None, typer.Argument(metavar="[TEXT]", help="The body as text.")]
+TimestampOpt = Annotated[
+    int | None,
+    typer.Option("--timestamp", metavar="NS", min=0, help="Timestamp in nanoseconds since the epoch."),
+]
+TransferOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-account",
+        "--transfer-address",
+        metavar="ADDR",
+        help="The transfer agent's account address that the signature is bound to.",
+    ),
+]
+SchemeOpt = Annotated[
+    SchemeChoice,
+    typer.Option("--scheme", help="hash (nodes v0.2.6 and later) or raw (older nodes)."),
+]
+PrivateKeyFileOpt = Annotated[
+    str | None,
+    typer.Option("--private-key-file", metavar="PATH", help="File holding the hex private key."),
+]
