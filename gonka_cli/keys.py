@@ -24,15 +24,14 @@ _HEX = re.compile(r"[0-9a-fA-F]*")
 
 
 def _ripemd160(data: bytes) -> bytes:
-    """RIPEMD-160, from OpenSSL when it offers it, else from `cryptography`."""
+    """RIPEMD-160 from OpenSSL (through hashlib), which every supported Python build offers."""
     try:
         return hashlib.new("ripemd160", data).digest()
-    except ValueError:  # OpenSSL 3 may hide ripemd160 in its legacy provider
-        from cryptography.hazmat.primitives import hashes
-
-        digest = hashes.Hash(hashes.RIPEMD160())
-        digest.update(data)
-        return digest.finalize()
+    except ValueError as exc:  # an OpenSSL 3 build with the legacy provider switched off
+        raise ConfigError(
+            "this Python's OpenSSL has no RIPEMD-160, which Gonka addresses need",
+            hint="enable OpenSSL's legacy provider, or use a Python build that has it",
+        ) from exc
 
 
 def address_from_public_key(public_key: bytes) -> str:
@@ -48,9 +47,13 @@ def parse_address(text: str) -> str:
     candidate = text.strip()
     hrp, words = bech32.bech32_decode(candidate)
     if hrp is None or words is None:
-        raise UsageError(f"{candidate!r} is not a valid bech32 address (bad checksum or characters)")
+        raise UsageError(
+            f"{candidate!r} is not a valid bech32 address (bad checksum or characters)"
+        )
     if hrp != HRP:
-        raise UsageError(f"address {candidate!r} has prefix {hrp!r}; Gonka addresses start with gonka1")
+        raise UsageError(
+            f"address {candidate!r} has prefix {hrp!r}; Gonka addresses start with gonka1"
+        )
     payload = bech32.convertbits(words, 5, 8, False)
     if payload is None or len(payload) != 20:
         raise UsageError(f"address {candidate!r} does not carry a 20-byte account hash")
@@ -80,7 +83,9 @@ def parse_public_key(text: str) -> bytes:
     if raw is None:
         raise UsageError("public key is neither base64 nor hex")
     if len(raw) != 33 or raw[0] not in (2, 3):
-        raise UsageError(f"public key must be 33 bytes, compressed (02/03...); got {len(raw)} bytes")
+        raise UsageError(
+            f"public key must be 33 bytes, compressed (02/03...); got {len(raw)} bytes"
+        )
     try:
         coincurve.PublicKey(raw)
     except ValueError as exc:

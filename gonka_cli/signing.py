@@ -133,7 +133,9 @@ def verify_with_address(
     scheme: Scheme = Scheme.HASH,
 ) -> bytes:
     """Check a signature against an address alone; return the signer's public key."""
-    for public_key in recover_public_keys(signature_b64, body, timestamp_ns, transfer_address, scheme):
+    for public_key in recover_public_keys(
+        signature_b64, body, timestamp_ns, transfer_address, scheme
+    ):
         if address_from_public_key(public_key) == address:
             return public_key
     raise SignatureProblem(f"signature was not made by {address} for this message")
@@ -166,7 +168,9 @@ class NanoClock:
 CLOCK = NanoClock()
 
 
-def signature_headers(signature_b64: str, requester_address: str, timestamp_ns: int) -> dict[str, str]:
+def signature_headers(
+    signature_b64: str, requester_address: str, timestamp_ns: int
+) -> dict[str, str]:
     """The headers of PROTOCOL.md section 2 (never ``X-Transfer-Address``)."""
     headers = {
         "Content-Type": "application/json",

@@ -20,7 +20,9 @@ def _use_color(stream: IO[str]) -> bool:
 
 def print_error(message: str, hint: str | None = None) -> None:
     """``error: ...`` (and ``hint: ...``) on stderr; red on a terminal unless NO_COLOR."""
-    red, yellow, reset = ("\x1b[31m", "\x1b[33m", "\x1b[0m") if _use_color(sys.stderr) else ("",) * 3
+    red, yellow, reset = (
+        ("\x1b[31m", "\x1b[33m", "\x1b[0m") if _use_color(sys.stderr) else ("",) * 3
+    )
     sys.stderr.write(f"{red}error:{reset} {message}\n")
     if hint:
         sys.stderr.write(f"{yellow}hint:{reset} {hint}\n")
@@ -37,7 +39,8 @@ def warn(message: str) -> None:
 class GonkaGroup(TyperGroup):
     """The one place where expected errors become a message and an exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    # ctx is typer's vendored click Context, a private type: hence Any.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except GonkaError as exc:
@@ -69,12 +72,16 @@ class SchemeChoice(StrEnum):
 
 FileOpt = Annotated[
     str | None,
-    typer.Option("--file", "-f", metavar="PATH|-", help="Read the body from PATH, or stdin with -."),
+    typer.Option(
+        "--file", "-f", metavar="PATH|-", help="Read the body from PATH, or stdin with -."
+    ),
 ]
 TextArg = Annotated[str | None, typer.Argument(metavar="[TEXT]", help="The body as text.")]
 TimestampOpt = Annotated[
     int | None,
-    typer.Option("--timestamp", metavar="NS", min=0, help="Timestamp in nanoseconds since the epoch."),
+    typer.Option(
+        "--timestamp", metavar="NS", min=0, help="Timestamp in nanoseconds since the epoch."
+    ),
 ]
 TransferOpt = Annotated[
     str | None,
