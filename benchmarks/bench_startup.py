@@ -1,0 +1,63 @@
+"""Start-up: whole-process wall time of `gonka sign` and `gonka --help` against their floor.
+
+    python -m benchmarks.bench_startup
+
+The floor is `python -c "import typer, coincurve"`, what the chosen stack cannot avoid;
+`python -c "import gonka_openai"` is the SDK developers use today. Every command runs
+interleaved with the others, many times, and the table shows medians and ratios to the
+floor. Targets: `gonka sign` within 1.3x of the floor, `gonka --help` within 2x.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._util import machine, table
+
+ROUNDS = 15
+KEY = "480293bb12c956967e64c039801ed48ead6b56d34bd5f985ed53f70755d5a3ad"
+
+
+def _time(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Run each command ROUNDS times, interleaved, and print medians and ratios."""
+    py = sys.executable
+    body = Path(__file__).resolve().parent.parent / "inference-requests" / "request_payload.json"
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "GONKA_PRIVATE_KEY": KEY, "GONKA_HOME": home}
+        commands = {
+            "floor: import typer, coincurve": [py, "-c", "import typer, coincurve"],
+            "gonka sign --file F": [py, "-m", "gonka_cli", "sign", "--file", str(body)],
+            "gonka --help": [py, "-m", "gonka_cli", "--help"],
+            "SDK: import gonka_openai": [py, "-c", "import gonka_openai"],
+        }
+        for argv in commands.values():  # warm the file cache and the bytecode
+            _time(argv, env)
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(ROUNDS):
+            for name, argv in commands.items():
+                times[name].append(_time(argv, env))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    floor = medians["floor: import typer, coincurve"]
+    rows = [[name, f"{m * 1000:.0f} ms", f"{m / floor:.2f}x"] for name, m in medians.items()]
+    print(f"Start-up, median of {ROUNDS} interleaved runs, {machine()}")
+    print(table(["command", "wall time", "vs floor"], rows))
+    sign_ok = medians["gonka sign --file F"] <= 1.3 * floor
+    help_ok = medians["gonka --help"] <= 2.0 * floor
+    print(f"target gonka sign <= 1.3x floor: {'met' if sign_ok else 'MISSED'}")
+    print(f"target gonka --help <= 2x floor: {'met' if help_ok else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
