@@ -20,18 +20,9 @@ from gonka_cli.cli._common import (
     emit_json,
 )
 from gonka_cli.errors import InvalidSignature, UsageError
-from gonka_cli.keys import parse_address, parse_public_key
-from gonka_cli.keysource import resolve_signing_key
-from gonka_cli.payloads import read_input
-from gonka_cli.signing import (
-    CLOCK,
-    Scheme,
-    SignatureProblem,
-    sign,
-    signature_headers,
-    verify_with_address,
-    verify_with_public_key,
-)
+
+# The signing modules (and coincurve under them) are imported inside the commands,
+# so that `gonka --help` and the other commands do not pay for them.
 
 
 class SignOutput(StrEnum):
@@ -66,6 +57,11 @@ def sign_command(
 
         SIG=$(gonka sign --file body.json --endpoint-account gonka1...)
     """
+    from gonka_cli.keys import parse_address
+    from gonka_cli.keysource import resolve_signing_key
+    from gonka_cli.payloads import read_input
+    from gonka_cli.signing import CLOCK, Scheme, sign, signature_headers
+
     transfer = parse_address(endpoint_account) if endpoint_account else ""
     body = read_input(text, file).data
     key = resolve_signing_key(private_key_file=private_key_file)
@@ -118,6 +114,15 @@ def verify_command(
         gonka verify --file body.json --signature "$SIG" --address gonka1... \\
             --timestamp 1700000000000000000 --endpoint-account gonka1...
     """
+    from gonka_cli.keys import parse_address, parse_public_key
+    from gonka_cli.payloads import read_input
+    from gonka_cli.signing import (
+        Scheme,
+        SignatureProblem,
+        verify_with_address,
+        verify_with_public_key,
+    )
+
     if not signature:
         raise UsageError("no signature to check: pass --signature B64")
     if (address is None) == (pubkey is None):
