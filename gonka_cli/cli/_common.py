@@ -100,3 +100,27 @@ PrivateKeyFileOpt = Annotated[
     str | None,
     typer.Option("--private-key-file", metavar="PATH", help="File holding the hex private key."),
 ]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        metavar="NAME|ADDRESS",
+        help="Sign with this stored key (see `gonka keys list`); first in the key order.",
+    ),
+]
+AccountAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--account-address",
+        metavar="ADDR",
+        help="Sign with the stored key that has this address (as inferenced).",
+    ),
+]
+PassphraseFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--passphrase-file",
+        metavar="PATH",
+        help="Keystore passphrase file (else $GONKA_KEYRING_PASSPHRASE, else a prompt).",
+    ),
+]

@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from gonka_cli.cli._common import (
+    AccountAddressOpt,
     FileOpt,
+    KeyOpt,
     PrivateKeyFileOpt,
     SchemeChoice,
     SchemeOpt,
@@ -46,6 +48,8 @@ def sign_command(
     timestamp: TimestampOpt = None,
     endpoint_account: TransferOpt = None,
     scheme: SchemeOpt = SchemeChoice.hash,
+    key: KeyOpt = None,
+    account_address: AccountAddressOpt = None,
     private_key_file: PrivateKeyFileOpt = None,
     output: Annotated[
         SignOutput, typer.Option("--output", "-o", help="signature, json, or HTTP header lines.")
@@ -53,7 +57,8 @@ def sign_command(
 ) -> None:
     """Sign a request body as a transfer agent checks it; print the base64 signature.
 
-    The key comes from GONKA_PRIVATE_KEY or --private-key-file. Example:
+    The key, in this order: --key, --account-address, GONKA_PRIVATE_KEY,
+    --private-key-file, the default stored key. Example:
 
         SIG=$(gonka sign --file body.json --endpoint-account gonka1...)
     """
@@ -64,10 +69,12 @@ def sign_command(
 
     transfer = parse_address(endpoint_account) if endpoint_account else ""
     body = read_input(text, file).data
-    key = resolve_signing_key(private_key_file=private_key_file)
+    signer = resolve_signing_key(
+        key=key, account_address=account_address, private_key_file=private_key_file
+    )
     stamp = CLOCK.now_ns() if timestamp is None else timestamp
-    signature = sign(key, body, stamp, transfer, Scheme(scheme.value))
-    headers = signature_headers(signature, key.address, stamp)
+    signature = sign(signer, body, stamp, transfer, Scheme(scheme.value))
+    headers = signature_headers(signature, signer.address, stamp)
     if output is SignOutput.signature:
         emit(signature)
     elif output is SignOutput.headers:
@@ -78,7 +85,7 @@ def sign_command(
             {
                 "signature": signature,
                 "timestamp": stamp,
-                "requester_address": key.address,
+                "requester_address": signer.address,
                 "transfer_address": transfer,
                 "scheme": scheme.value,
                 "body_sha256": hashlib.sha256(body).hexdigest(),
