@@ -12,6 +12,7 @@ from gonka_cli.cli._common import (
     AccountAddressOpt,
     FileOpt,
     KeyOpt,
+    PassphraseFileOpt,
     PrivateKeyFileOpt,
     SchemeChoice,
     SchemeOpt,
@@ -51,6 +52,7 @@ def sign_command(
     key: KeyOpt = None,
     account_address: AccountAddressOpt = None,
     private_key_file: PrivateKeyFileOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
     output: Annotated[
         SignOutput, typer.Option("--output", "-o", help="signature, json, or HTTP header lines.")
     ] = SignOutput.signature,
@@ -70,7 +72,10 @@ def sign_command(
     transfer = parse_address(endpoint_account) if endpoint_account else ""
     body = read_input(text, file).data
     signer = resolve_signing_key(
-        key=key, account_address=account_address, private_key_file=private_key_file
+        key=key,
+        account_address=account_address,
+        private_key_file=private_key_file,
+        passphrase_file=passphrase_file,
     )
     stamp = CLOCK.now_ns() if timestamp is None else timestamp
     signature = sign(signer, body, stamp, transfer, Scheme(scheme.value))
