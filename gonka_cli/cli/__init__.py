@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from gonka_cli.cli import keys, signature
+from gonka_cli.cli import keys, node, signature
 from gonka_cli.cli._common import GonkaGroup
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.command("sign")(signature.sign_command)
 app.command("verify")(signature.verify_command)
 app.add_typer(keys.app, name="keys")
+app.command("node")(node.node_command)
 
 
 def main() -> None:

@@ -1,0 +1,62 @@
+"""A local Gonka transfer agent (and gateway, and retired node) for tests and development.
+
+    from gonka_cli.devnode import NodeConfig, start_node
+
+    with start_node(NodeConfig(participants=3)) as node:
+        node.url                 # participant 0, also the discovery source
+        node.participants        # each with .url and .address
+        node.stats               # .received, .accepted, .replays_refused, .by_status
+
+Importing this package is cheap: uvicorn and starlette are loaded by `start_node`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gonka_cli.devnode.config import (
+    ACCOUNTS_FORMAT,
+    DEFAULT_MODELS,
+    FAULT_KINDS,
+    Account,
+    AccountBook,
+    NodeConfig,
+    parse_accounts,
+    participant_key,
+)
+from gonka_cli.devnode.faults import fault_sequence
+from gonka_cli.devnode.state import NodeStats, Participant
+
+if TYPE_CHECKING:
+    from gonka_cli.devnode.server import RunningNode
+
+__all__ = [
+    "ACCOUNTS_FORMAT",
+    "DEFAULT_MODELS",
+    "FAULT_KINDS",
+    "Account",
+    "AccountBook",
+    "NodeConfig",
+    "NodeStats",
+    "Participant",
+    "RunningNode",
+    "fault_sequence",
+    "parse_accounts",
+    "participant_key",
+    "start_node",
+]
+
+
+def start_node(config: NodeConfig | None = None) -> RunningNode:
+    """Start a dev node in a background thread; use it as a context manager to stop it."""
+    from gonka_cli.devnode.server import start_node as start
+
+    return start(config)
+
+
+def __getattr__(name: str) -> object:
+    if name == "RunningNode":
+        from gonka_cli.devnode.server import RunningNode
+
+        return RunningNode
+    raise AttributeError(name)

@@ -1,0 +1,231 @@
+"""Running a dev node: uvicorn servers, one per participant, in one background event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import threading
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from gonka_cli.devnode.app import build_app
+from gonka_cli.devnode.config import NodeConfig, participant_key, resolve_accounts
+from gonka_cli.devnode.faults import FaultPlan
+from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState, TransportKey
+from gonka_cli.devnode.state import NodeStats, Participant
+from gonka_cli.errors import GonkaError, UsageError
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+def _tracking_protocol(transports: dict[TransportKey, asyncio.Transport]) -> type[H11Protocol]:
+    """An h11 protocol class that lets the app find (and close) its connection's transport."""
+
+    class TrackingProtocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            transports[(self.server, self.client)] = transport
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            transports.pop((self.server, self.client), None)
+            super().connection_lost(exc)
+
+    return TrackingProtocol
+
+
+def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """Listening sockets for `count` participants: `port`, `port + 1`... (0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    try:
+        for index in range(count):
+            wanted = port + index if port else 0
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, wanted))
+            sock.listen(128)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise UsageError(
+            f"cannot listen on {host}:{wanted}: {exc.strerror or exc}",
+            hint="pick another --port (0 picks free ports) or stop what is using it",
+        ) from exc
+    return sockets
+
+
+def url_for(host: str, port: int) -> str:
+    """The URL clients use; a wildcard host is advertised as loopback."""
+    advertised = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    if ":" in advertised:
+        advertised = f"[{advertised}]"
+    return f"http://{advertised}:{port}"
+
+
+def _participants(config: NodeConfig, sockets: list[socket.socket]) -> list[ParticipantState]:
+    states = []
+    for index, sock in enumerate(sockets):
+        key = participant_key(config.seed, index)
+        info = Participant(
+            index=index,
+            url=url_for(config.host, sock.getsockname()[1]),
+            address=key.address,
+            public_key=key.public_key_b64,
+            stats=NodeStats(),
+        )
+        enabled = config.fault_participants is None or index in config.fault_participants
+        plan = FaultPlan(config.seed, index, config.fault_rate, config.faults, enabled=enabled)
+        states.append(ParticipantState(info, key, plan))
+    return states
+
+
+def _api_keys(config: NodeConfig) -> tuple[str, ...]:
+    if config.mode != "gateway" or config.api_keys:
+        return tuple(config.api_keys)
+    return ("gnk-dev-" + secrets.token_hex(16),)
+
+
+class RunningNode:
+    """A started dev node; a context manager that stops it on exit."""
+
+    def __init__(
+        self, config: NodeConfig, runtime: NodeRuntime, sockets: list[socket.socket]
+    ) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.participants = [state.info for state in runtime.participants]
+        self.url = self.participants[0].url
+        self.stats = runtime.stats
+        self.api_keys = runtime.api_keys
+        self._sockets = sockets
+        self._servers: list[uvicorn.Server] = []
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="gonka-devnode", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """Participant 0's OpenAI-style base URL (``url + "/v1"``)."""
+        return self.url + "/v1"
+
+    def _start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_S):
+            self.stop()
+            raise GonkaError("the dev node did not start in time")
+        if self._error is not None:
+            self.stop()
+            raise GonkaError(f"the dev node failed to start: {self._error}") from self._error
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to the starting thread, never lost
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if self.config.upstream is not None:
+            import httpx
+
+            self.runtime.upstream = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0))
+        try:
+            protocol = _tracking_protocol(self.runtime.transports)
+            for state in self.runtime.participants:
+                app = build_app(self.runtime, state)
+                self._servers.append(uvicorn.Server(_uvicorn_config(app, protocol)))
+                self._servers[-1].should_exit = self._stopping
+            tasks = [
+                asyncio.create_task(server.serve(sockets=[sock]))
+                for server, sock in zip(self._servers, self._sockets, strict=True)
+            ]
+            await self._wait_started(tasks)
+            self._ready.set()
+            await asyncio.gather(*tasks)
+        finally:
+            if self.runtime.upstream is not None:
+                await self.runtime.upstream.aclose()
+
+    async def _wait_started(self, tasks: list[asyncio.Task[None]]) -> None:
+        while not all(server.started for server in self._servers):
+            if any(task.done() for task in tasks):
+                for server in self._servers:
+                    server.should_exit = True
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise RuntimeError("a participant's server stopped during start-up")
+            await asyncio.sleep(0.005)
+
+    def is_running(self) -> bool:
+        """Whether the servers are still up."""
+        return self._thread.is_alive() and not self._stopping
+
+    def stop(self) -> None:
+        """Stop every server and wait for the loop to finish (idempotent)."""
+        self._stopping = True
+
+        def request_exit() -> None:
+            for server in self._servers:
+                server.should_exit = True
+
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may close meanwhile
+                loop.call_soon_threadsafe(request_exit)
+        if self._thread.is_alive():
+            self._thread.join(STOP_TIMEOUT_S)
+        for sock in self._sockets:
+            sock.close()
+
+    def __enter__(self) -> RunningNode:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _uvicorn_config(app: Any, protocol: type[H11Protocol]) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        http=protocol,
+        ws="none",
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        date_header=False,  # the app sends Date from the node's clock (see NodeDateHeader)
+        timeout_graceful_shutdown=1,
+        # Longer than clients' idle expiry (httpx: 5 s), so that a client never sends a
+        # request on a connection the server is closing at that very moment.
+        timeout_keep_alive=65,
+    )
+
+
+def start_node(config: NodeConfig | None = None) -> RunningNode:
+    """Start a dev node; return once every participant's socket is listening."""
+    config = config or NodeConfig()
+    accounts = resolve_accounts(config.accounts)
+    sockets = bind_sockets(config.host, config.port, config.participants)
+    stats = NodeStats()
+    runtime = NodeRuntime(
+        config, accounts, stats, _participants(config, sockets), _api_keys(config)
+    )
+    node = RunningNode(config, runtime, sockets)
+    node._start()
+    return node
