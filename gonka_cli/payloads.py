@@ -1,12 +1,15 @@
-"""Request bodies: read exactly as given, from a file, standard input or text."""
+"""Request bodies: read exactly as given, from a file, standard input or text; checked chat
+requests, and the command-line overrides that re-encode them."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from gonka_cli.errors import UsageError
+from gonka_cli.errors import PayloadError, UsageError
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,145 @@ def _read_stdin() -> bytes:
         return sys.stdin.buffer.read()
     except (OSError, ValueError, AttributeError) as exc:
         raise UsageError(f"<stdin>: cannot read standard input ({exc})") from None
+
+
+# --- Chat request bodies: validation before anything is sent, and overrides -------------
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Changes asked for on the command line; any of them re-encodes the body compactly.
+
+    ``model`` replaces the body's model; ``default_model`` (from ``GONKA_MODEL`` or a
+    profile) fills it in only when the body has none.
+    """
+
+    model: str | None = None
+    default_model: str | None = None
+    stream: bool | None = None
+    max_tokens: int | None = None
+    sets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChatBody:
+    """A checked chat request: the exact bytes to sign and send, and what they say."""
+
+    data: bytes
+    source: str
+    model: str
+    stream: bool
+    changed: bool
+
+    @property
+    def parsed(self) -> dict[str, Any]:
+        """The body as a JSON object (parsed again: the bytes are the truth)."""
+        value: dict[str, Any] = json.loads(self.data)
+        return value
+
+
+def prepare_chat_body(raw: RawInput, overrides: Overrides = Overrides()) -> ChatBody:
+    """Check a chat request body and apply overrides; raise `PayloadError` if it can't be sent.
+
+    The bytes are untouched unless an override changes the body, in which case the
+    whole object is re-encoded compactly (those exact bytes are then signed and sent).
+    """
+    parsed = parse_json_object(raw)
+    changed = _apply(parsed, overrides, raw.source)
+    data = encode_compact(parsed) if changed else raw.data
+    model = parsed.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise PayloadError(
+            f"{raw.source}: the request has no model",
+            hint='add "model": "..." to the body, pass --model, or set GONKA_MODEL',
+        )
+    _check_messages(parsed.get("messages"), raw.source)
+    return ChatBody(data, raw.source, model, parsed.get("stream") is True, changed)
+
+
+def parse_json_object(raw: RawInput) -> dict[str, Any]:
+    """The input as a JSON object, or a `PayloadError` naming file, line and column."""
+    try:
+        text = raw.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(
+            f"{raw.source}: not UTF-8 text "
+            f"(byte 0x{raw.data[exc.start]:02x} at offset {exc.start})",
+            hint="JSON request bodies must be UTF-8; re-save the file as UTF-8",
+        ) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"{raw.source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"
+        ) from None
+    if not isinstance(value, dict):
+        raise PayloadError(
+            f"{raw.source}: the request must be a JSON object, not {_json_kind(value)}"
+        )
+    return value
+
+
+def encode_compact(value: object) -> bytes:
+    """Compact JSON (no spaces, UTF-8 kept as is): the re-encoding of an overridden body."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
+    """Apply overrides in place; True when the body changed."""
+    before = encode_compact(body)
+    if overrides.model is not None:
+        body["model"] = overrides.model
+    elif overrides.default_model and not body.get("model"):
+        body["model"] = overrides.default_model
+    if overrides.stream is not None:
+        body["stream"] = overrides.stream
+    if overrides.max_tokens is not None:
+        body["max_tokens"] = overrides.max_tokens
+    for assignment in overrides.sets:
+        key, value = parse_set(assignment)
+        _assign(body, key, value, source)
+    return encode_compact(body) != before
+
+
+def parse_set(assignment: str) -> tuple[str, Any]:
+    """``KEY=JSON`` (KEY may be dotted, ``a.b``) into the key and the decoded value."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--set {assignment!r}: expected KEY=JSON, for example temperature=0.2")
+    try:
+        return key.strip(), json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"--set {key}: the value is not JSON ({exc.msg} at column {exc.colno})",
+            hint=f"""quote strings as JSON, for example --set '{key}="text"'""",
+        ) from None
+
+
+def _assign(body: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    *parents, leaf = dotted.split(".")
+    target = body
+    for part in parents:
+        child = target.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"--set {dotted}: {source} has a non-object at {part!r}")
+        target = child
+    target[leaf] = value
+
+
+def _check_messages(messages: object, source: str) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise PayloadError(
+            f'{source}: the request needs a non-empty "messages" list',
+            hint='for example "messages": [{"role": "user", "content": "Hello"}]',
+        )
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise PayloadError(
+                f"{source}: messages[{index}] must be an object, not {_json_kind(message)}"
+            )
+
+
+def _json_kind(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from gonka_cli.cli import keys, node, signature
+from gonka_cli.cli import diag, keys, node, send, signature
 from gonka_cli.cli._common import GonkaGroup
 
 app = typer.Typer(
@@ -24,8 +24,13 @@ app = typer.Typer(
 
 app.command("sign")(signature.sign_command)
 app.command("verify")(signature.verify_command)
-app.add_typer(keys.app, name="keys")
 app.command("node")(node.node_command)
+app.add_typer(keys.app, name="keys")
+app.command("send-request")(send.send_request_command)
+app.command("endpoints")(diag.endpoints_command)
+app.command("account")(diag.account_command)
+app.command("models")(diag.models_command)
+app.add_typer(diag.config_app, name="config")
 
 
 def main() -> None:

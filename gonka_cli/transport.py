@@ -1,0 +1,165 @@
+"""HTTP plumbing shared by sending and diagnostics: clients, time-outs, and the one place
+where httpx exceptions and HTTP error answers become `gonka_cli.errors` classes.
+
+Error bodies come in three shapes, all understood here: the TA's ``{"error": "..."}``,
+OpenAI's ``{"error": {"message", "type", "code"}}`` (brokers, gateways), and the
+retired node's ``{"error": "deprecated", "message": "..."}``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from gonka_cli.errors import GonkaError, HTTPClientError, HTTPServerError, NetworkError
+from gonka_cli.settings import Timeouts
+from gonka_cli.stream import error_text
+
+BROKER_HINT = (
+    "signed requests are retired on Gonka mainnet since v0.2.14: send through a broker or a "
+    "gateway instead, with --auth bearer, GONKA_BROKER_URL=<base url ending in /v1> and "
+    "GONKA_BROKER_API_KEY (or --api-key-file / --api-key-cmd)"
+)
+CLOCK_HINT = (
+    "sync your clock with NTP (for example `sudo timedatectl set-ntp true` or "
+    "`sudo chronyc makestep`); the network allows 60 s behind and 30 s ahead"
+)
+
+
+def httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
+    """The httpx form: its read time-out is already the idle time between two reads."""
+    return httpx.Timeout(
+        connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=None
+    )
+
+
+def user_agent() -> str:
+    """``gonka-cli/<version>``."""
+    from importlib.metadata import version
+
+    return f"gonka-cli/{version('gonka-cli')}"
+
+
+def async_client(
+    timeouts: Timeouts, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """An async client that never follows redirects on its own (a 308 is reported)."""
+    return httpx.AsyncClient(
+        timeout=httpx_timeout(timeouts),
+        transport=transport,
+        follow_redirects=False,
+        headers={"User-Agent": user_agent()},
+        trust_env=True,
+    )
+
+
+def network_error(exc: httpx.TransportError, url: str, timeouts: Timeouts) -> NetworkError:
+    """A transport failure as a `NetworkError` naming the limit that was hit and its flag."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return NetworkError(
+            f"could not connect to {url} within {timeouts.connect:g} s",
+            hint="check the address, or raise --connect-timeout",
+        )
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+        return NetworkError(
+            f"{url} sent nothing for {timeouts.read:g} s",
+            hint="raise --read-timeout (the longest silence allowed between two bytes)",
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return NetworkError(f"time-out talking to {url} ({type(exc).__name__})")
+    if isinstance(exc, httpx.ConnectError):
+        return NetworkError(
+            f"could not connect to {url}: {_reason(exc)}",
+            hint="check the URL and that the node or gateway is running",
+        )
+    return NetworkError(f"connection to {url} failed: {_reason(exc)}")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def error_message(body: bytes | str, status: int) -> str:
+    """The server's message from an error body of any known shape (else its first line)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError:
+        first = text.strip().splitlines()[:1]
+        return first[0][:300] if first else httpx.codes.get_reason_phrase(status) or "error"
+    if isinstance(payload, dict) and ("error" in payload or "message" in payload):
+        return error_text(payload)[:500]
+    return text.strip()[:300]
+
+
+def json_body(body: bytes) -> dict[str, Any]:
+    """A JSON object body, or an empty dict when it is not one."""
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta seconds or an HTTP date), if present."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def server_time_ns(headers: Mapping[str, str]) -> int | None:
+    """The server's clock from its ``Date`` header, in ns (second resolution)."""
+    value = headers.get("date", "")
+    try:
+        return int(email.utils.parsedate_to_datetime(value).timestamp()) * 1_000_000_000
+    except (TypeError, ValueError):
+        return None
+
+
+def http_error(
+    status: int, message: str, url: str, *, hint: str | None = None, body: str = ""
+) -> GonkaError:
+    """The final error for an HTTP answer: 4xx exit 4; 5xx and 429 exit 5."""
+    text = f"HTTP {status} from {url}: {message}"
+    if 300 <= status < 500 and status != 429:
+        return HTTPClientError(text, status_code=status, hint=hint, body=body)
+    return HTTPServerError(text, status_code=status, hint=hint, body=body)
+
+
+async def get_json(
+    client: httpx.AsyncClient,
+    url: str,
+    timeouts: Timeouts,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Any:
+    """GET a JSON document, translating every failure at this one boundary."""
+    try:
+        response = await client.get(url, headers=dict(headers or {}))
+    except httpx.TransportError as exc:
+        raise network_error(exc, url, timeouts) from exc
+    if response.status_code >= 300:
+        message = error_message(response.content, response.status_code)
+        raise http_error(response.status_code, message, url, body=response.text[:2000])
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HTTPServerError(
+            f"{url} did not answer JSON", status_code=response.status_code
+        ) from None
