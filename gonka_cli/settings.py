@@ -271,9 +271,9 @@ def load_settings(
 # --- Secrets --------------------------------------------------------------------------
 
 
-def mask(value: str) -> str:
-    """A secret for display: its last four characters at most, never the rest."""
-    return f"***{value[-4:]}" if len(value) >= 16 else "***"
+def mask(value: str, *, tail: bool = True) -> str:
+    """A secret for display: its last four characters at most (none with tail=False)."""
+    return f"***{value[-4:]}" if tail and len(value) >= 16 else "***"
 
 
 def display(settings: Settings, name: str) -> str:
@@ -282,7 +282,8 @@ def display(settings: Settings, name: str) -> str:
     if value is None or value == ():
         return "-"
     if BY_NAME[name].secret:
-        return mask(str(value))
+        # An API key's last characters help tell keys apart; a private key shows none.
+        return mask(str(value), tail=name != "private_key")
     if isinstance(value, tuple):
         return ",".join(value)
     return str(value).lower() if isinstance(value, bool) else str(value)
