@@ -18,37 +18,17 @@ from gonka_cli.cli import app
 from gonka_cli.cli import keys as keys_cli
 from gonka_cli.keys import SigningKey
 from tests import vectors as v
+from tests.keystore_helpers import Prompts, isolate_keystore
 
 runner = CliRunner()
 SIGN = ["sign", "--timestamp", str(v.TIMESTAMP), "--endpoint-account", v.TRANSFER_ADDRESS]
 OTHER_HEX = "11" * 32
 
 
-class Prompts:
-    """A stand-in for the hidden terminal prompt: scripted answers, and the prompts asked."""
-
-    def __init__(self, *answers: str) -> None:
-        self.answers = list(answers)
-        self.asked: list[str] = []
-
-    def __call__(self, prompt: str) -> str:
-        self.asked.append(prompt)
-        if not self.answers:
-            raise AssertionError(f"unexpected prompt {prompt!r}")
-        return self.answers.pop(0)
-
-
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """Own GONKA_HOME, no GONKA_* variables, cheap scrypt (tests only), no terminal prompt."""
-    for name in [name for name in os.environ if name.startswith("GONKA_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("GONKA_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(keystore, "SCRYPT_N", 2**4)
-    monkeypatch.setattr(keystore, "read_hidden", Prompts())
-    keystore.forget_passphrase()
-    yield
-    keystore.forget_passphrase()
+    """Each test gets its own fast keystore and no GONKA_* variables."""
+    yield from isolate_keystore(monkeypatch, tmp_path)
 
 
 @pytest.fixture
