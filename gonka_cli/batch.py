@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -105,6 +106,14 @@ class BatchSource:
         if (self.recursive or self.glob != DEFAULT_GLOB) and self.directory is None:
             raise UsageError("--recursive and --glob go with --dir")
 
+    def nothing_to_send(self) -> UsageError:
+        """The error for a source that holds no input at all (a mistake, not a success)."""
+        if self.directory is not None:
+            hint = None if self.recursive else "add --recursive to look in subdirectories"
+            return UsageError(f"{self.directory}: no files match {self.glob!r}", hint=hint)
+        name = "<stdin>" if self.jsonl == "-" else self.jsonl
+        return UsageError(f"{name}: no request lines", hint="one JSON object per line")
+
     def countable(self) -> bool:
         """Whether the inputs can be read twice (not standard input), to count them first."""
         return self.jsonl != "-"
@@ -148,7 +157,7 @@ class BatchPlan:
             parse_set(assignment)
         if self.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
-        if self.rate is not None and self.rate <= 0:
+        if self.rate is not None and not self.rate > 0:  # `not >` refuses NaN as well
             raise UsageError("--rate must be a positive number of requests per second")
         if self.resume and self.output_file is None:
             raise UsageError("--resume needs --output-file: it continues that results file")
@@ -182,19 +191,28 @@ def run_batch(
     err = stderr or sys.stderr
     done = _resume_state(plan, err)
     with ExitStack() as stack:
+        inputs = _some_inputs(plan.source, plan.source.items(stack))
         if plan.output_dir is not None:
             _make_dir(plan.output_dir)
         sink = _open_sink(plan, stdout)
         writer = stack.enter_context(contextlib.closing(ResultsWriter(sink)))
         total = _count(plan, done) if plan.source.countable() else None
         skipped = _Tally(done)
-        items = select(plan.source.items(stack), shard=plan.shard, skip=skipped)
+        items = select(inputs, shard=plan.shard, skip=skipped)
         progress = _progress(plan, err, stdout)
         stats = asyncio.run(_run(plan, open_sender, writer, items, progress, total))
     stats.skipped = skipped.count
     _print_summary(stats, err)
     _raise_for(stats, plan)
     return stats
+
+
+def _some_inputs(source: BatchSource, items: Iterator[Item]) -> Iterator[Item]:
+    """`items` unchanged, after checking that there is at least one (before any output)."""
+    first = next(items, None)
+    if first is None:
+        raise source.nothing_to_send()
+    return itertools.chain((first,), items)
 
 
 class _Tally:

@@ -14,11 +14,12 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from gonka_cli.errors import UsageError
+from gonka_cli.jsontext import loads
 from gonka_cli.payloads import Overrides, RawInput, prepare_chat_body
 
 DEFAULT_GLOB = "*.json"
@@ -28,12 +29,17 @@ NO_OVERRIDES = Overrides()
 
 @dataclass(frozen=True)
 class Item:
-    """One input of a batch: its ``custom_id`` and either its bytes, its file, or an error."""
+    """One input of a batch: its ``custom_id`` and either its bytes, its file, or an error.
+
+    `source` names where the bytes came from in messages ("in.jsonl line 7") when that is
+    not the file `path`.
+    """
 
     custom_id: str
     body: bytes | None = None
     path: Path | None = None
     error: str | None = None
+    source: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -79,31 +85,42 @@ def iter_dir(root: Path, *, recursive: bool = False, pattern: str = DEFAULT_GLOB
         raise UsageError(
             f"{root}: not a directory", hint="--dir takes a directory of request files"
         )
-    for relative in _walk(root, PurePosixPath(), recursive=recursive):
+    for relative, regular in _walk(root, PurePosixPath(), recursive=recursive):
         if relative.match(pattern):
-            yield Item(custom_id=str(relative), path=root / relative)
+            # A FIFO or device would block the batch on its first read: it fails alone.
+            error = None if regular else f"{root / relative}: not a regular file"
+            yield Item(custom_id=str(relative), path=root / relative, error=error)
 
 
-def _walk(root: Path, prefix: PurePosixPath, *, recursive: bool) -> Iterator[PurePosixPath]:
-    for name, is_dir in _sorted_entries(root / prefix):
-        if is_dir:
+def _walk(
+    root: Path, prefix: PurePosixPath, *, recursive: bool
+) -> Iterator[tuple[PurePosixPath, bool]]:
+    """Relative paths of the files below `root`, each with whether it is a regular file."""
+    for name, kind in _sorted_entries(root / prefix):
+        if kind == "dir":
             if recursive:
                 yield from _walk(root, prefix / name, recursive=True)
         else:
-            yield prefix / name
+            yield prefix / name, kind == "file"
 
 
-def _sorted_entries(directory: Path) -> list[tuple[str, bool]]:
+def _sorted_entries(directory: Path) -> list[tuple[str, str]]:
     try:
         with os.scandir(directory) as entries:
-            found = [
-                (entry.name, entry.is_dir(follow_symlinks=False))
-                for entry in entries
-                if not entry.name.startswith(".")
-            ]
+            found = [(e.name, _kind(e)) for e in entries if not e.name.startswith(".")]
     except OSError as exc:
         raise UsageError(f"{directory}: cannot list ({exc.strerror})") from None
     return sorted(found)
+
+
+def _kind(entry: os.DirEntry[str]) -> str:
+    """dir (not through a symlink), file (a regular file, through symlinks), or other."""
+    if entry.is_dir(follow_symlinks=False):
+        return "dir"
+    try:
+        return "file" if entry.is_file() else "other"
+    except OSError:
+        return "file"  # let the read say what is wrong with it
 
 
 def iter_files(paths: Iterable[str]) -> Iterator[Item]:
@@ -139,7 +156,7 @@ def load(item: Item, overrides: Overrides = NO_OVERRIDES) -> Item:
 
 
 def _checked(item: Item, data: bytes, overrides: Overrides) -> Item:
-    source = str(item.path) if item.path is not None else item.custom_id
+    source = item.source or (str(item.path) if item.path is not None else item.custom_id)
     if not data.strip():
         return replace(item, body=None, error=f"{source}: empty request body")
     try:
@@ -174,14 +191,14 @@ def parse_jsonl_line(line: bytes, number: int, source: str) -> Item:
     """The item one JSONL line stands for (see :func:`iter_jsonl`)."""
     where = f"{source} line {number}"
     try:
-        value = json.loads(line.decode("utf-8"))
+        value = loads(line.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
         return Item(custom_id=str(number), error=f"{where}: not valid JSON ({message})")
     if not isinstance(value, dict):
         return Item(str(number), error=f"{where}: expected a JSON object, not {_json_kind(value)}")
     if "custom_id" not in value:
-        return Item(custom_id=str(number), body=line)
+        return Item(custom_id=str(number), body=line, source=where)
     return _batch_line(value, number, where)
 
 
@@ -193,7 +210,7 @@ def _batch_line(value: dict[str, Any], number: int, where: str) -> Item:
     if problem:
         return Item(custom_id, error=f"{where} ({custom_id}): {problem}")
     body = json.dumps(value["body"], ensure_ascii=False, separators=(",", ":"))
-    return Item(custom_id, body=body.encode())
+    return Item(custom_id, body=body.encode(), source=f"{where} ({custom_id})")
 
 
 def _batch_line_problem(value: dict[str, Any]) -> str | None:

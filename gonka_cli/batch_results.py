@@ -33,6 +33,7 @@ from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 from gonka_cli.errors import UsageError
+from gonka_cli.jsontext import loads
 
 Clock = Callable[[], float]
 
@@ -93,8 +94,15 @@ def _rounded(seconds: float | None) -> float | None:
 
 
 def encode_line(record: dict[str, Any]) -> bytes:
-    """One JSONL line: compact JSON, UTF-8, newline-terminated (no raw newline inside)."""
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    """One JSONL line: compact JSON, UTF-8, newline-terminated (no raw newline inside).
+
+    An answer holding a lone surrogate (a server's ``"\\ud800"`` escape) cannot be UTF-8:
+    that line keeps every non-ASCII character escaped instead, which is the same JSON.
+    """
+    try:
+        return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    except UnicodeEncodeError:
+        return (json.dumps(record, separators=(",", ":")) + "\n").encode()
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -235,7 +243,7 @@ def _classify(raw: bytes) -> _Line:
     if not raw.endswith(b"\n"):
         return _Line(raw, None, ok=False, whole=False)
     try:
-        record = json.loads(raw)
+        record = loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return _Line(raw, None, ok=False, whole=True)
     if not isinstance(record, dict) or not isinstance(record.get("custom_id"), str):
@@ -346,9 +354,12 @@ def write_body_file(directory: Path, custom_id: str, body: Any) -> Path:
     """Write `body` as JSON to its file in `directory`, atomically (temporary file + rename)."""
     target = directory / body_file_name(custom_id)
     temporary = directory / f".{target.name}.{os.getpid()}.tmp"
-    data = json.dumps(body, ensure_ascii=False, indent=2) + "\n"
     try:
-        with temporary.open("w", encoding="utf-8") as out:
+        data = (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode()
+    except UnicodeEncodeError:  # a lone surrogate: see `encode_line`
+        data = (json.dumps(body, indent=2) + "\n").encode()
+    try:
+        with temporary.open("wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())

@@ -16,7 +16,6 @@ The request itself goes through the single-request path: the runner only calls
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -27,7 +26,8 @@ from typing import Any, Protocol
 from gonka_cli.batch_inputs import NO_OVERRIDES, Item, load
 from gonka_cli.batch_results import Result, ResultsWriter, write_body_file
 from gonka_cli.batch_stats import BatchStats, NoProgress, ProgressView, Snapshot
-from gonka_cli.errors import GonkaError, HTTPError, NetworkError
+from gonka_cli.errors import GonkaError, HTTPError, NetworkError, UsageError
+from gonka_cli.jsontext import loads
 from gonka_cli.payloads import Overrides
 
 Clock = Callable[[], float]
@@ -135,6 +135,8 @@ def error_code(exc: BaseException) -> str:
         return f"http_{exc.status_code}"
     if isinstance(exc, NetworkError):
         return "network_error"
+    if isinstance(exc, UsageError):  # found only when sending, like a body over the TA's limit
+        return "invalid_input"
     if isinstance(exc, GonkaError):
         return exc.__class__.__name__.lower()
     return "internal_error"
@@ -158,7 +160,7 @@ def result_from_error(custom_id: str, exc: BaseException, elapsed_s: float) -> R
 
 def _parsed(body: str) -> Any:
     try:
-        return json.loads(body)
+        return loads(body)
     except ValueError:
         return body or None
 

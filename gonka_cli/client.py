@@ -22,7 +22,7 @@ import httpx
 from httpx_sse import EventSource
 
 from gonka_cli.endpoints import Endpoint, EndpointPool, discover, fetch_identity, usable_endpoints
-from gonka_cli.errors import GonkaError, HTTPServerError, NetworkError, UsageError
+from gonka_cli.errors import GonkaError, HTTPServerError, NetworkError, PayloadError, UsageError
 from gonka_cli.keys import SigningKey
 from gonka_cli.settings import BearerAuth, RetryPolicy, SendConfig, SignedAuth, Timeouts
 from gonka_cli.signing import CLOCK, NanoClock, Scheme, sign, signature_headers
@@ -37,6 +37,7 @@ from gonka_cli.transport import (
 from gonka_cli.verdicts import WARN_SKEW_NS, Verdict, date_offset_ns, judge, measure_offset_ns
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+MAX_SIGNED_BODY_BYTES = 10 * 1024 * 1024  # PROTOCOL.md section 4: a TA answers 413 above it
 
 
 # --- Authentication -----------------------------------------------------------------------
@@ -379,6 +380,7 @@ class Sender:
         self, body: bytes, *, sink: Sink | None = None, model: str | None = None
     ) -> Outcome:
         """Send one request body (exact bytes); raise a `GonkaError` when it finally fails."""
+        self._check_size(body)
         state = _State(time.monotonic())
         out = _Tracked(sink or NullSink(), state.started)
         total = self.config.timeouts.total
@@ -391,6 +393,14 @@ class Sender:
                 + (" (the answer above is cut off)" if out.delivered else ""),
                 hint="raise --timeout, or leave it unset (only --read-timeout then limits silence)",
             ) from None
+
+    def _check_size(self, body: bytes) -> None:
+        """Refuse, before anything goes out, a signed body every transfer agent refuses."""
+        if not self.bearer and len(body) > MAX_SIGNED_BODY_BYTES:
+            raise PayloadError(
+                f"the request body is {len(body):,} bytes; transfer agents refuse bodies "
+                "over 10 MiB (HTTP 413), so it was not sent"
+            )
 
     async def prepare(self, body: bytes, *, model: str | None = None) -> PreparedRequest:
         """Build and sign the request the next `send` would start with, without sending it."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from gonka_cli.errors import ConfigError, GonkaError, HTTPClientError, UsageError
 from gonka_cli.keys import parse_address
@@ -32,9 +32,10 @@ _STRIP_SUFFIXES = ("/chat/completions", "/completions")
 def normalize_base_url(url: str) -> str:
     """``http://host:port[/prefix]/v1``: no trailing slash, never ``/v1/v1``."""
     text = url.strip()
-    parts = urlsplit(text)
+    parts = _split_url(url, text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"{url!r} is not an http(s) URL", hint="for example http://host:8000")
+    _check_host_and_port(url, text, parts)
     if parts.query or parts.fragment:
         raise UsageError(f"{url!r}: a base URL takes no query or fragment")
     text = text.rstrip("/")
@@ -42,6 +43,27 @@ def normalize_base_url(url: str) -> str:
         if text.endswith(suffix):
             text = text[: -len(suffix)].rstrip("/")
     return text if text.endswith("/v1") else text + "/v1"
+
+
+def _split_url(url: str, text: str) -> SplitResult:
+    try:
+        return urlsplit(text)
+    except ValueError as exc:  # an unclosed IPv6 bracket, for one
+        raise UsageError(f"{url!r} is not a valid URL ({exc})") from None
+
+
+def _check_host_and_port(url: str, text: str, parts: SplitResult) -> None:
+    """Refuse what httpx, or the socket layer for a port above 65535, would fail on later."""
+    import httpx  # lazily: `gonka sign` and `gonka --help` do not load httpx
+
+    try:
+        host, port = httpx.URL(text).host, parts.port  # .port raises outside 0..65535
+    except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors too
+        raise UsageError(f"{url!r} is not a valid URL ({exc})") from None
+    if not host:
+        raise UsageError(f"{url!r} has no host name", hint="for example http://host:8000")
+    if port == 0:
+        raise UsageError(f"{url!r}: port 0 cannot be connected to")
 
 
 def node_root(url: str) -> str:
@@ -95,8 +117,18 @@ class Participant:
 
     @property
     def usable(self) -> bool:
-        """Has a URL and an address, is not excluded, and the allowlist lets it in."""
-        return bool(self.address and self.inference_url) and not self.excluded and self.allowed
+        """Has a valid URL and an address, is not excluded, and the allowlist lets it in."""
+        listed = bool(self.address and self.inference_url) and not self.excluded and self.allowed
+        return listed and self.valid_url
+
+    @property
+    def valid_url(self) -> bool:
+        """Whether the URL the chain lists can be sent to (one bad entry must not stop a run)."""
+        try:
+            normalize_base_url(self.inference_url)
+        except UsageError:
+            return False
+        return True
 
     def endpoint(self) -> Endpoint:
         """This participant as an endpoint (``inference_url + /v1``, address ``index``)."""
@@ -112,11 +144,11 @@ def parse_participants(
     listed = active.get("participants") if isinstance(active, dict) else None
     excluded = {
         str(entry.get("address")): str(entry.get("reason") or "")
-        for entry in document.get("excluded_participants") or ()
+        for entry in _items(document.get("excluded_participants"))
         if isinstance(entry, dict)
     }
     result = []
-    for raw in listed or ():
+    for raw in _items(listed):
         if not isinstance(raw, dict):
             continue
         address = str(raw.get("index") or "")
@@ -140,7 +172,12 @@ def parse_allowlist(document: Mapping[str, Any]) -> frozenset[str]:
     params = document.get("params") or {}
     access = params.get("transfer_agent_access_params") if isinstance(params, dict) else None
     allowed = access.get("allowed_transfer_addresses") if isinstance(access, dict) else None
-    return frozenset(str(a) for a in allowed or ())
+    return frozenset(str(a) for a in _items(allowed))
+
+
+def _items(value: object) -> list[Any]:
+    """A JSON array from a node; anything else counts as empty."""
+    return value if isinstance(value, list) else []
 
 
 def usable_endpoints(participants: Sequence[Participant], model: str | None) -> list[Endpoint]:
@@ -213,11 +250,11 @@ def parse_time_ns(value: Any) -> int | None:
         text = _FRACTION.sub(r"\1", value.strip()).replace("Z", "+00:00")
         try:
             return int(datetime.fromisoformat(text).timestamp() * 1e9)
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # .timestamp() raises the other two
             return None
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         return None
     for limit, scale in ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3)):
         if abs(number) < limit:

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from gonka_cli.errors import ConfigError, UsageError
+from gonka_cli.jsontext import loads
 from gonka_cli.keys import SigningKey, parse_address
 from gonka_cli.paths import ensure_private_dir, gonka_home
 
@@ -195,7 +196,7 @@ def _text_field(document: dict[str, Any], name: str, path: Path) -> str:
 def parse_document(raw: bytes, path: Path) -> StoredKey:
     """The clear part of a key file, checked; a clear error naming the file otherwise."""
     try:
-        document = json.loads(raw)
+        document = loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _corrupt(path, "not valid JSON; truncated?") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
@@ -289,7 +290,7 @@ def open_key(stored: StoredKey, passphrase: Passphrase | None) -> KeyMaterial:
 
 def _json_object(raw: bytes, path: Path) -> Any:
     try:
-        return json.loads(raw)
+        return loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _corrupt(path, "the decrypted content is not JSON") from None
 

@@ -4,12 +4,16 @@ requests, and the command-line overrides that re-encode them."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gonka_cli.errors import PayloadError, UsageError
+from gonka_cli.jsontext import loads
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,7 @@ def read_input(text: str | None, file: str | None, *, what: str = "request body"
     if text is not None and file is not None:
         raise UsageError(f"give the {what} either as TEXT or with --file, not both")
     if text is not None:
-        data, source = text.encode(), "<text>"
+        data, source = _text_bytes(text), "<text>"
     elif file == "-":
         data, source = _read_stdin(), "<stdin>"
     elif file is not None:
@@ -35,6 +39,15 @@ def read_input(text: str | None, file: str | None, *, what: str = "request body"
     if not data:
         raise UsageError(f"{source}: the {what} is empty")
     return RawInput(data, source)
+
+
+def _text_bytes(text: str) -> bytes:
+    """The bytes of a TEXT argument: argv bytes that were not UTF-8 come back as they were
+    (Python holds them as surrogate escapes), so the JSON check can name the bad byte."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise UsageError("<text>: the request body is not valid text") from None
 
 
 def read_file(path: Path) -> bytes:
@@ -123,7 +136,7 @@ def parse_json_object(raw: RawInput) -> dict[str, Any]:
             hint="JSON request bodies must be UTF-8; re-save the file as UTF-8",
         ) from None
     try:
-        value = json.loads(text)
+        value = loads(text)
     except json.JSONDecodeError as exc:
         raise PayloadError(
             f"{raw.source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"
@@ -136,13 +149,23 @@ def parse_json_object(raw: RawInput) -> dict[str, Any]:
 
 
 def encode_compact(value: object) -> bytes:
-    """Compact JSON (no spaces, UTF-8 kept as is): the re-encoding of an overridden body."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON (no spaces, UTF-8 kept as is): the re-encoding of an overridden body.
+
+    A body whose JSON escapes hold a lone surrogate (``"\\ud800"``: valid JSON, not valid
+    Unicode) cannot be written as UTF-8; it is written with every non-ASCII character
+    escaped instead, which says the same thing.
+    """
+    try:
+        return _compact_text(value).encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
     """Apply overrides in place; True when the body changed."""
-    before = encode_compact(body)
+    before = _compact_text(body)
+    for name, given in (("--model", overrides.model), ("GONKA_MODEL", overrides.default_model)):
+        _refuse_undecodable(name, given)
     if overrides.model is not None:
         body["model"] = overrides.model
     elif overrides.default_model and not body.get("model"):
@@ -154,16 +177,28 @@ def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
     for assignment in overrides.sets:
         key, value = parse_set(assignment)
         _assign(body, key, value, source)
-    return encode_compact(body) != before
+    return _compact_text(body) != before
+
+
+def _refuse_undecodable(name: str, value: str | None) -> None:
+    """Command-line and environment text that was not UTF-8 (Python keeps such bytes as
+    lone surrogates, which no request body can carry)."""
+    if value is not None and _SURROGATE.search(value):
+        raise UsageError(f"{name}: the value is not valid UTF-8 text")
+
+
+def _compact_text(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_set(assignment: str) -> tuple[str, Any]:
     """``KEY=JSON`` (KEY may be dotted, ``a.b``) into the key and the decoded value."""
+    _refuse_undecodable("--set", assignment)
     key, sep, text = assignment.partition("=")
     if not sep or not key.strip():
         raise UsageError(f"--set {assignment!r}: expected KEY=JSON, for example temperature=0.2")
     try:
-        return key.strip(), json.loads(text)
+        return key.strip(), loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"--set {key}: the value is not JSON ({exc.msg} at column {exc.colno})",

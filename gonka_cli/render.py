@@ -46,11 +46,20 @@ class OutputMode(StrEnum):
 
 def _write(console: Console, text: str, style: str | None = None) -> None:
     """Text exactly as given (no markup, no wrapping), styled only on a terminal."""
+    try:
+        _put(console, text, style)
+    except UnicodeEncodeError:
+        # A server's "\ud800" JSON escape gives a lone surrogate, which UTF-8 cannot carry:
+        # it is shown as that escape again (inside printed JSON, the same JSON).
+        _put(console, text.encode("utf-8", "backslashreplace").decode("utf-8"), style)
+    console.file.flush()
+
+
+def _put(console: Console, text: str, style: str | None) -> None:
     if style and console.is_terminal and not console.no_color:
         console.print(Text(text, style=style), end="", soft_wrap=True)
     else:
         console.file.write(text)
-    console.file.flush()
 
 
 class TerminalSink:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gonka_cli.endpoints import Endpoint, normalize_base_url, parse_endpoints
-from gonka_cli.errors import ConfigError
+from gonka_cli.errors import ConfigError, UsageError
 from gonka_cli.keys import SigningKey, parse_address
 from gonka_cli.paths import gonka_home
 from gonka_cli.signing import Scheme
@@ -462,15 +462,18 @@ def parse_scheme(value: str | None) -> Scheme:
 
 
 def timeouts_from(settings: Settings) -> Timeouts:
-    """The three time-outs, checked."""
-    values = Timeouts(
+    """The three time-outs, checked: positive seconds (infinity: no limit), never NaN."""
+    for name in ("connect_timeout", "read_timeout", "timeout"):
+        value = settings.number(name)
+        if value is not None and not value > 0:  # `not >` refuses NaN as well
+            origin = settings[name]
+            error = UsageError if origin.source is Source.FLAG else ConfigError
+            raise error(f"{origin.origin} {value:g}: time-outs must be positive numbers of seconds")
+    return Timeouts(
         connect=settings.number("connect_timeout") or 10.0,
         read=settings.number("read_timeout") or 300.0,
         total=settings.number("timeout"),
     )
-    if min(values.connect, values.read, values.total or 1.0) <= 0:
-        raise ConfigError("time-outs must be positive numbers of seconds")
-    return values
 
 
 def retry_from(settings: Settings) -> RetryPolicy:

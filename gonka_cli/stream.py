@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gonka_cli.jsontext import loads
+
 DONE = "[DONE]"
 REASONING_KEYS = ("reasoning_content", "reasoning")
 
@@ -70,7 +72,7 @@ class CompletionAssembler:
             self.done = True
             return Delta()
         try:
-            chunk = json.loads(data)
+            chunk = loads(data)
         except json.JSONDecodeError:
             raise StreamError(f"the stream sent data that is not JSON: {data[:200]!r}") from None
         if event == "error" or (isinstance(chunk, dict) and "error" in chunk):
@@ -88,7 +90,7 @@ class CompletionAssembler:
         if isinstance(chunk.get("usage"), dict):
             self.usage = dict(chunk["usage"])
         content, reasoning = [], []
-        for raw in chunk.get("choices") or ():
+        for raw in _list(chunk.get("choices")):
             if isinstance(raw, dict):
                 delta = self._merge_choice(raw)
                 content.append(delta.content)
@@ -96,7 +98,7 @@ class CompletionAssembler:
         return Delta("".join(content), "".join(reasoning))
 
     def _merge_choice(self, raw: Mapping[str, Any]) -> Delta:
-        index = int(raw.get("index") or 0)
+        index = _index(raw.get("index"), 0)
         choice = self._choices.setdefault(index, _Choice(index))
         delta = raw.get("delta") or {}
         if raw.get("finish_reason") is not None:
@@ -111,7 +113,7 @@ class CompletionAssembler:
             choice.content.append(str(content))
         if reasoning:
             choice.reasoning.append(str(reasoning))
-        for call in delta.get("tool_calls") or ():
+        for call in _list(delta.get("tool_calls")):
             if isinstance(call, dict):
                 _merge_tool_call(choice.tool_calls, call)
         return Delta(str(content), str(reasoning))
@@ -142,16 +144,28 @@ class CompletionAssembler:
 
 def _merge_tool_call(calls: dict[int, dict[str, Any]], delta: Mapping[str, Any]) -> None:
     """Tool calls stream in pieces: ids and names once, arguments in fragments."""
-    index = int(delta.get("index", len(calls)))
+    index = _index(delta.get("index"), len(calls))
     call = calls.setdefault(index, {"id": "", "type": "function", "function": {}})
     for key in ("id", "type"):
         if delta.get(key):
             call[key] = delta[key]
-    function = delta.get("function") or {}
+    function = delta.get("function")
+    if not isinstance(function, dict):
+        function = {}
     target = call["function"]
     if function.get("name"):
         target["name"] = target.get("name", "") + str(function["name"])
     target["arguments"] = target.get("arguments", "") + str(function.get("arguments") or "")
+
+
+def _list(value: object) -> list[Any]:
+    """A JSON array as a list; anything else (a server's mistake) as no items."""
+    return value if isinstance(value, list) else []
+
+
+def _index(value: object, default: int) -> int:
+    """A choice's or tool call's ``index``: an integer, else `default`."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def error_text(payload: object) -> str:
@@ -169,7 +183,7 @@ def error_text(payload: object) -> str:
 def message_parts(completion: Mapping[str, Any]) -> Delta:
     """The answer text and reasoning of a non-streamed completion (choices joined)."""
     content, reasoning = [], []
-    for choice in completion.get("choices") or ():
+    for choice in _list(completion.get("choices")):
         message = choice.get("message") if isinstance(choice, dict) else None
         if isinstance(message, dict):
             content.append(str(message.get("content") or ""))

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from gonka_cli.errors import GonkaError, HTTPClientError, HTTPServerError, NetworkError
+from gonka_cli.jsontext import loads
 from gonka_cli.settings import Timeouts
 from gonka_cli.stream import error_text
 
@@ -89,7 +90,7 @@ def error_message(body: bytes | str, status: int) -> str:
     """The server's message from an error body of any known shape (else its first line)."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
-        payload = json.loads(text)
+        payload = loads(text)
     except json.JSONDecodeError:
         first = text.strip().splitlines()[:1]
         return first[0][:300] if first else httpx.codes.get_reason_phrase(status) or "error"
@@ -101,7 +102,7 @@ def error_message(body: bytes | str, status: int) -> str:
 def json_body(body: bytes) -> dict[str, Any]:
     """A JSON object body, or an empty dict when it is not one."""
     try:
-        value = json.loads(body)
+        value = loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return {}
     return value if isinstance(value, dict) else {}
@@ -158,7 +159,7 @@ async def get_json(
         message = error_message(response.content, response.status_code)
         raise http_error(response.status_code, message, url, body=response.text[:2000])
     try:
-        return response.json()
+        return loads(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise HTTPServerError(
             f"{url} did not answer JSON", status_code=response.status_code

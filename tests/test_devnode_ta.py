@@ -169,6 +169,8 @@ def test_unknown_model_is_404(node: RunningNode, client: httpx.Client, ta: str) 
     ("body", "message"),
     [
         (b"{not json", "invalid chat completion request: "),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid chat completion request: "),
+        (b'{"model": "echo", "max_tokens": ' + b"9" * 5000 + b"}", "invalid chat completion"),
         (body_of(model="echo"), "messages is required"),
         (body_of(model="echo", messages=[{"role": "wizard", "content": "x"}]), "invalid chat"),
     ],
@@ -176,7 +178,8 @@ def test_unknown_model_is_404(node: RunningNode, client: httpx.Client, ta: str) 
 def test_malformed_bodies_are_400(
     node: RunningNode, client: httpx.Client, ta: str, body: bytes, message: str
 ) -> None:
-    """Bodies that are not JSON, lack messages or use an unknown role are 400."""
+    """Bodies that are not JSON (also too deep or with huge numbers), lack messages or use
+    an unknown role are 400, never a crash of the node."""
     response = post_signed(client, node.url, body, ta)
     assert response.status_code == 400
     assert error_of(response).startswith(message)

@@ -49,6 +49,43 @@ class GonkaGroup(TyperGroup):
         except KeyboardInterrupt:
             print_error("interrupted")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:
+            _reraise_unless_usage_error(exc)
+            raise typer.Exit(int(ExitCode.USAGE)) from None
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        """Parse the group's own options (``gonka --bogus``) with the same one-line errors."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except Exception as exc:
+            _reraise_unless_usage_error(exc)
+            raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+def _reraise_unless_usage_error(exc: Exception) -> None:
+    """Print a click usage error as one ``error:`` line and a hint; re-raise anything else."""
+    if not _is_usage_error(exc):
+        raise exc
+    _print_usage_error(exc)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """A click usage error (a bad flag value, an unknown option...), but not the request
+    for help that a bare group raises. Matched by name as typer itself does: its click is
+    vendored under a private module whose path changes between versions."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return "UsageError" in names and "NoArgsIsHelpError" not in names
+
+
+def _print_usage_error(exc: Exception) -> None:
+    """click's usage error as the one ``error:`` line every other error gets, and a hint."""
+    context = getattr(exc, "ctx", None)
+    path = getattr(context, "command_path", "gonka")
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    print_error(" ".join(str(message).split()), f"see `{path} -h`")
 
 
 def emit(text: str) -> None:

@@ -99,8 +99,10 @@ def _status(participant: Participant) -> str:
         return f"excluded: {participant.reason}" if participant.reason else "excluded"
     if not participant.allowed:
         return "not on the TA allowlist"
-    if not participant.usable:
+    if not (participant.address and participant.inference_url):
         return "no URL or address"
+    if not participant.valid_url:
+        return "not a valid URL"
     return "usable"
 
 

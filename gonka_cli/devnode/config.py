@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gonka_cli import jsontext
 from gonka_cli.errors import UsageError
 from gonka_cli.keys import SigningKey, parse_address, parse_public_key
 from gonka_cli.payloads import read_file
@@ -173,7 +174,7 @@ def resolve_accounts(source: AccountsSource) -> AccountBook | None:
 def load_accounts(path: Path) -> AccountBook:
     """Read an accounts file (format: `ACCOUNTS_FORMAT`)."""
     try:
-        document = json.loads(read_file(path))
+        document = jsontext.loads(read_file(path))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{path}: not valid JSON ({exc})") from exc
     return parse_accounts(document, str(path))

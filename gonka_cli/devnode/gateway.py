@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gonka_cli import jsontext
 from gonka_cli.devnode.faults import ERROR_FAULTS
 from gonka_cli.devnode.model import echo_answer
 from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState
@@ -129,7 +130,7 @@ class Gateway:
     def parse(self, body: bytes) -> tuple[dict[str, Any], str]:
         """The chat request and its model, served by this gateway."""
         try:
-            chat = json.loads(body)
+            chat = jsontext.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise GatewayRefusal(400, f"invalid JSON body: {exc}") from exc
         if (

@@ -10,6 +10,8 @@ import anyio
 import httpx
 from starlette.responses import Response, StreamingResponse
 
+from gonka_cli import jsontext
+
 Refuse = Callable[[int, str], Response]
 
 
@@ -31,7 +33,7 @@ def rewrite_event_line(line: str, completion_id: str) -> str:
         return line
     data = line[5:].strip()
     try:
-        chunk = json.loads(data)
+        chunk = jsontext.loads(data)
     except json.JSONDecodeError:
         return line
     if not isinstance(chunk, dict):
@@ -77,7 +79,7 @@ async def forward(
             _relay(response, completion_id), media_type="text/event-stream", headers=dict(headers)
         )
     try:
-        answer = json.loads(await response.aread())
+        answer = jsontext.loads(await response.aread())
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
         return refuse(500, f"Inference node response with an error: {exc!r}")
     finally:

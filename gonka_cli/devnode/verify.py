@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gonka_cli import jsontext
 from gonka_cli.devnode.config import AccountBook
 from gonka_cli.devnode.model import prompt_chars, token_limit
 from gonka_cli.errors import UsageError
@@ -100,7 +101,7 @@ def check_signed_request(body: bytes, headers: Mapping[str, str], ctx: TAContext
 def parse_chat(body: bytes) -> dict[str, Any]:
     """The JSON object of a chat request that has `messages`."""
     try:
-        chat = json.loads(body)
+        chat = jsontext.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise Refusal(400, f"invalid chat completion request: {exc}") from exc
     if not isinstance(chat, dict):
