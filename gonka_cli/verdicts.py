@@ -87,9 +87,14 @@ def _moved(status: int, message: str, headers: Mapping[str, str], url: str, body
 def _hint(status: int, message: str, bearer: bool, headers: Mapping[str, str]) -> str | None:
     """The fix for an error, by status and the server's message."""
     if status == 410:
-        if bearer and "deprecat" not in message and "deprecation" not in headers:
-            return "this base URL is gone; ask the broker for its current URL"
-        return BROKER_HINT
+        if not bearer:
+            return BROKER_HINT
+        if "deprecat" in message or "deprecation" in headers:
+            return (
+                "this URL is a Gonka node whose signed inference is retired (v0.2.14), not a "
+                "gateway: point --base-url or GONKA_BROKER_URL at your broker's or gateway's /v1"
+            )
+        return "this base URL is gone; ask the broker for its current URL"
     if status in (401, 402, 403):
         return _access_hint(status, message, bearer)
     if status == 404:

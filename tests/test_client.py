@@ -259,6 +259,22 @@ def test_410_stops_at_once_with_the_broker_hint(harness: Harness) -> None:
     assert len(harness.network.posts()) == 1
 
 
+def test_410_in_bearer_mode_says_the_url_is_a_node_not_a_gateway(harness: Harness) -> None:
+    """Bearer requests sent to a retired node are told to point at a gateway, not to use bearer."""
+    gone = httpx.Response(
+        410,
+        json={"error": "deprecated", "message": "classic inference is deprecated; use devshard"},
+        headers={"Deprecation": "true"},
+    )
+    harness.network.script["a"] = [gone]
+    with pytest.raises(HTTPClientError) as caught:
+        harness.send(bearer())
+    hint = str(caught.value.hint)
+    assert "not a gateway" in hint
+    assert "--auth bearer" not in hint
+    assert len(harness.network.posts()) == 1
+
+
 def moved(new_url: str) -> httpx.Response:
     return httpx.Response(308, json={"status": 308, "message": "gateway moved", "new_url": new_url})
 
