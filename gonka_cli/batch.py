@@ -114,6 +114,10 @@ class BatchSource:
         name = "<stdin>" if self.jsonl == "-" else self.jsonl
         return UsageError(f"{name}: no request lines", hint="one JSON object per line")
 
+    def unique_ids(self) -> bool:
+        """Whether no two inputs can share a custom_id: paths can't, JSONL lines can."""
+        return self.jsonl is None
+
     def countable(self) -> bool:
         """Whether the inputs can be read twice (not standard input), to count them first."""
         return self.jsonl != "-"
@@ -191,12 +195,14 @@ def run_batch(
     err = stderr or sys.stderr
     done = _resume_state(plan, err)
     with ExitStack() as stack:
+        # Counted first: the count's own listing of a large directory is gone before
+        # the batch's listing is made, rather than both held at once.
+        total = _count(plan, done) if plan.source.countable() else None
         inputs = _some_inputs(plan.source, plan.source.items(stack))
         if plan.output_dir is not None:
             _make_dir(plan.output_dir)
         sink = _open_sink(plan, stdout)
         writer = stack.enter_context(contextlib.closing(ResultsWriter(sink)))
-        total = _count(plan, done) if plan.source.countable() else None
         skipped = _Tally(done)
         items = select(inputs, shard=plan.shard, skip=skipped)
         progress = _progress(plan, err, stdout)
@@ -297,7 +303,12 @@ async def _run(
     total: int | None,
 ) -> BatchStats:
     options = RunOptions(
-        plan.concurrency, plan.rate, plan.fail_fast, plan.output_dir, plan.overrides
+        plan.concurrency,
+        plan.rate,
+        plan.fail_fast,
+        plan.output_dir,
+        plan.overrides,
+        unique_ids=plan.source.unique_ids(),
     )
     runner = BatchRunner(writer, options=options, progress=progress)
     runner.stats.total = total

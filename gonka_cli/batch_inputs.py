@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -85,32 +86,67 @@ def iter_dir(root: Path, *, recursive: bool = False, pattern: str = DEFAULT_GLOB
         raise UsageError(
             f"{root}: not a directory", hint="--dir takes a directory of request files"
         )
-    for relative, regular in _walk(root, PurePosixPath(), recursive=recursive):
-        if relative.match(pattern):
+    matches = _matcher(pattern)
+    for relative, regular in _walk(root, "", recursive=recursive):
+        if matches(relative):
+            # Built from one string, so that pathlib interns a copy of the name that dies
+            # with the item, not the listing's own string (held for the whole batch).
+            path = Path(os.path.join(root, relative))
             # A FIFO or device would block the batch on its first read: it fails alone.
-            error = None if regular else f"{root / relative}: not a regular file"
-            yield Item(custom_id=str(relative), path=root / relative, error=error)
+            error = None if regular else f"{path}: not a regular file"
+            yield Item(custom_id=relative, path=path, error=error)
 
 
-def _walk(
-    root: Path, prefix: PurePosixPath, *, recursive: bool
-) -> Iterator[tuple[PurePosixPath, bool]]:
-    """Relative paths of the files below `root`, each with whether it is a regular file."""
-    for name, kind in _sorted_entries(root / prefix):
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    """``PurePosixPath(relative).match(pattern)`` for a relative path given as text.
+
+    Matched on text because pathlib interns every name it parses: 100,000 file names
+    would stay in the interpreter's table of interned strings for the whole batch.
+    """
+    parsed = PurePosixPath(pattern)
+    if not parsed.parts:
+        raise UsageError("--glob needs a pattern, for example '*.json'")
+    if parsed.is_absolute():
+        return lambda relative: False  # a relative path never matches an absolute pattern
+    wanted = parsed.parts[::-1]
+
+    def matches(relative: str) -> bool:
+        parts = relative.split("/")[::-1]
+        return len(parts) >= len(wanted) and all(map(fnmatchcase, parts, wanted))
+
+    return matches
+
+
+def _walk(root: Path, prefix: str, *, recursive: bool) -> Iterator[tuple[str, bool]]:
+    """Paths of the files below `root` relative to it (``sub/a.json``), each with whether
+    it is a regular file; `prefix` is the directory being listed (``""`` or ``sub/``)."""
+    names, kinds = _sorted_entries(root / prefix)
+    for name in names:
+        kind = kinds.get(name, "file")
         if kind == "dir":
             if recursive:
-                yield from _walk(root, prefix / name, recursive=True)
+                yield from _walk(root, f"{prefix}{name}/", recursive=True)
         else:
-            yield prefix / name, kind == "file"
+            yield prefix + name, kind == "file"
 
 
-def _sorted_entries(directory: Path) -> list[tuple[str, str]]:
+def _sorted_entries(directory: Path) -> tuple[list[str], dict[str, str]]:
+    """The names in `directory` (hidden ones left out), sorted, and the kind of each entry
+    that is not a regular file: a directory of 100,000 files costs one list of names."""
+    names: list[str] = []
+    kinds: dict[str, str] = {}
     try:
         with os.scandir(directory) as entries:
-            found = [(e.name, _kind(e)) for e in entries if not e.name.startswith(".")]
+            for entry in entries:
+                if not entry.name.startswith("."):
+                    names.append(entry.name)
+                    kind = _kind(entry)
+                    if kind != "file":
+                        kinds[entry.name] = kind
     except OSError as exc:
         raise UsageError(f"{directory}: cannot list ({exc.strerror})") from None
-    return sorted(found)
+    names.sort()
+    return names, kinds
 
 
 def _kind(entry: os.DirEntry[str]) -> str:

@@ -183,6 +183,9 @@ class RunOptions:
     body_dir: Path | None = None
     overrides: Overrides = NO_OVERRIDES
     tick_s: float = 0.5
+    # The inputs cannot repeat a custom_id (a directory's paths, checked --file paths):
+    # no need to remember every id, which for 100,000 files costs megabytes.
+    unique_ids: bool = False
 
 
 class BatchRunner:
@@ -297,15 +300,21 @@ class BatchRunner:
         for item in items:
             if self._stopping:
                 return
-            if item.custom_id in self._seen:
+            if self._duplicate(item.custom_id):
                 self.stats.failed["duplicate_custom_id"] += 1
                 continue
-            self._seen.add(item.custom_id)
             loaded = load(item, self._options.overrides)
             if loaded.error is not None:
                 self._record(result_from_input_error(loaded))
                 continue
             await self._launch(loaded)
+
+    def _duplicate(self, custom_id: str) -> bool:
+        if self._options.unique_ids:
+            return False
+        seen = custom_id in self._seen
+        self._seen.add(custom_id)
+        return seen
 
     async def _launch(self, item: Item) -> None:
         await self._slots.acquire()

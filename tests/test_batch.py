@@ -91,6 +91,19 @@ def test_repeated_files_and_jsonl_are_inputs_too(tmp_path: Path) -> None:
     }
 
 
+def test_jsonl_lines_repeating_a_custom_id_fail_as_duplicates(tmp_path: Path) -> None:
+    """JSONL can repeat a custom_id (paths cannot): the repeat is refused, the first sent."""
+    line = {"custom_id": "same", "body": json.loads(body("same"))}
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(line) + "\n" + json.dumps(line) + "\n")
+    send = EchoSender()
+    with pytest.raises(PartialFailure):
+        _batch(BatchPlan(BatchSource(jsonl=str(source)), output_file=tmp_path / "r.jsonl"), send)
+    assert len(send.bodies) == 1
+    assert BatchSource(jsonl=str(source)).unique_ids() is False
+    assert BatchSource(directory=tmp_path).unique_ids() is True
+
+
 def test_jsonl_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--jsonl - reads standard input, where the total is not known ahead."""
 

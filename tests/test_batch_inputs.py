@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -54,6 +54,27 @@ def test_dir_glob_matches_the_relative_path_from_the_right(tmp_path: Path) -> No
     ids = [i.custom_id for i in iter_dir(tmp_path, recursive=True, pattern="deep/*.json")]
     assert ids == ["sub/deep/y.json"]
     assert [i.custom_id for i in iter_dir(tmp_path, pattern="*.txt")] == ["c.txt"]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["*.json", "*.txt", "deep/*.json", "sub/*/*.json", "sub/", "*", "?.json", "/a.json", "a//b"],
+)
+def test_dir_glob_matches_as_pathlib_does(tmp_path: Path, pattern: str) -> None:
+    """--glob keeps exactly the files whose relative path PurePosixPath.match accepts."""
+    _tree(tmp_path)
+    everything = [i.custom_id for i in iter_dir(tmp_path, recursive=True, pattern="*")]
+    expected = [name for name in everything if PurePosixPath(name).match(pattern)]
+    ids = [i.custom_id for i in iter_dir(tmp_path, recursive=True, pattern=pattern)]
+    assert ids == expected
+
+
+@pytest.mark.parametrize("pattern", ["", "."])
+def test_dir_empty_glob_is_a_usage_error(tmp_path: Path, pattern: str) -> None:
+    """--glob '' names no files: a usage error, not a traceback."""
+    _tree(tmp_path)
+    with pytest.raises(UsageError, match="--glob needs a pattern"):
+        list(iter_dir(tmp_path, pattern=pattern))
 
 
 def test_dir_that_is_not_a_directory_is_a_usage_error(tmp_path: Path) -> None:

@@ -262,7 +262,7 @@ def test_stats_count_retries_tokens_and_latency() -> None:
     stats, _ = _run(send, _items(4))
     assert stats.retries == 8
     assert (stats.prompt_tokens, stats.completion_tokens, stats.total_tokens) == (12, 8, 20)
-    assert stats.latencies == [0.5] * 4
+    assert list(stats.latencies) == [0.5] * 4
 
 
 def test_stats_add_tolerates_missing_or_odd_usage() -> None:
