@@ -278,13 +278,15 @@ def test_console_script_and_module(body_file: Path, tmp_path: Path) -> None:
 
 
 def test_sign_does_not_import_heavy_modules(body_file: Path, tmp_path: Path) -> None:
-    """`gonka sign` never imports rich, httpx, uvicorn or starlette (start-up stays lean)."""
+    """`gonka sign` imports neither the network, server and keystore libraries nor the other
+    commands' modules (start-up stays lean)."""
     code = (
         "import sys\n"
         "from gonka_cli.cli import main\n"
         "sys.argv = ['gonka', 'sign', '-f', sys.argv[1]]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('rich', 'httpx', 'uvicorn', 'starlette', 'cryptography', 'mnemonic')"
+        "heavy = [m for m in ('rich', 'httpx', 'uvicorn', 'starlette', 'cryptography', 'mnemonic',"
+        " 'asyncio', 'gonka_cli.cli.send', 'gonka_cli.cli.node', 'gonka_cli.devnode.config')"
         " if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
@@ -301,3 +303,28 @@ def test_sign_does_not_import_heavy_modules(body_file: Path, tmp_path: Path) -> 
         check=False,
     )
     assert "HEAVY []" in done.stderr, done.stderr
+
+
+def test_version_and_plain_help_when_piped(tmp_path: Path) -> None:
+    """--version prints the installed version; piped --help is plain text listing every command."""
+    env = {"PATH": "/usr/bin:/bin", "GONKA_HOME": str(tmp_path)}
+    version = subprocess.run(
+        [sys.executable, "-m", "gonka_cli", "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert version.returncode == 0
+    assert version.stdout.startswith("gonka-cli ")
+    shown = subprocess.run(
+        [sys.executable, "-m", "gonka_cli", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert shown.returncode == 0
+    assert "\u256d" not in shown.stdout  # no rich panel borders when piped
+    for command in ("send-request", "sign", "verify", "keys", "node", "endpoints", "config"):
+        assert command in shown.stdout

@@ -1,38 +1,90 @@
 """The ``gonka`` command line: parse, call the core, render, exit.
 
-Each command lives in a module of this package; this one builds the app. Heavy
-libraries (httpx, rich, the server) are imported inside the commands that need
-them, so that ``gonka sign`` and ``gonka --help`` start fast.
+Each command lives in a module of this package; `build_app` assembles them. `main`
+builds only the command being run (when the first argument names one), so that
+``gonka sign`` neither imports the other commands' modules nor converts their
+options: start-up stays close to that of typer and coincurve alone. Heavy libraries
+(httpx, rich, the server) are imported inside the commands that need them.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+from functools import cache
+from typing import Annotated
+
 import typer
 
-from gonka_cli.cli import diag, keys, node, send, signature
-from gonka_cli.cli._common import GonkaGroup
+from gonka_cli.cli._common import GonkaGroup, help_markup
 
-app = typer.Typer(
-    name="gonka",
-    cls=GonkaGroup,
-    help="Sign and send inference requests to the Gonka network.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    add_completion=False,
-)
+# name -> (module in this package, attribute, whether it is a sub-app), in help order.
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "send-request": ("send", "send_request_command", False),
+    "sign": ("signature", "sign_command", False),
+    "verify": ("signature", "verify_command", False),
+    "keys": ("keys", "app", True),
+    "node": ("node", "node_command", False),
+    "endpoints": ("diag", "endpoints_command", False),
+    "account": ("diag", "account_command", False),
+    "models": ("diag", "models_command", False),
+    "config": ("diag", "config_app", True),
+}
 
-app.command("sign")(signature.sign_command)
-app.command("verify")(signature.verify_command)
-app.command("node")(node.node_command)
-app.add_typer(keys.app, name="keys")
-app.command("send-request")(send.send_request_command)
-app.command("endpoints")(diag.endpoints_command)
-app.command("account")(diag.account_command)
-app.command("models")(diag.models_command)
-app.add_typer(diag.config_app, name="config")
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"gonka-cli {version('gonka-cli')}\n")
+        raise typer.Exit()
+
+
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Sign and send inference requests to the Gonka network."""
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with the command `only` alone."""
+    app = typer.Typer(
+        name="gonka",
+        cls=GonkaGroup,
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        add_completion=False,
+        rich_markup_mode=help_markup(),
+    )
+    app.callback()(_root)  # a callback keeps a one-command app a group: `gonka sign ...`
+    for name, (module, attribute, is_group) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(f"gonka_cli.cli.{module}"), attribute)
+        if is_group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
+
+
+@cache
+def full_app() -> typer.Typer:
+    """Every command: what `--help` shows and what tests drive through CliRunner."""
+    return build_app()
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # `from gonka_cli.cli import app`, built on first use
+        return full_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="gonka")
+    first = sys.argv[1] if len(sys.argv) > 1 else None
+    build_app(first if first in COMMANDS else None)(prog_name="gonka")

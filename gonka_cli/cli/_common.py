@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from enum import StrEnum
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
@@ -34,6 +34,12 @@ def warn(message: str) -> None:
     yellow, reset = ("\x1b[33m", "\x1b[0m") if _use_color(sys.stderr) else ("", "")
     sys.stderr.write(f"{yellow}warning:{reset} {message}\n")
     sys.stderr.flush()
+
+
+def help_markup() -> Literal["rich"] | None:
+    """Rich help panels on a terminal; plain help when piped, which also starts 50 ms
+    sooner (typer's rich help imports a Markdown parser)."""
+    return "rich" if sys.stdout.isatty() else None
 
 
 class GonkaGroup(TyperGroup):

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gonka_cli.cli._common import AccountAddressOpt, KeyOpt, PassphraseFileOpt, PrivateKeyFileOpt
+from gonka_cli.cli._common import (
+    AccountAddressOpt,
+    KeyOpt,
+    PassphraseFileOpt,
+    PrivateKeyFileOpt,
+    help_markup,
+)
 from gonka_cli.cli.send import run_async
 from gonka_cli.errors import ConfigError
 
@@ -278,7 +284,9 @@ def _pricing(pricing: Any) -> str:
 # --- gonka config show --------------------------------------------------------------------------
 
 config_app = typer.Typer(
-    help="Settings: what each one is and where its value comes from.", no_args_is_help=True
+    help="Settings: what each one is and where its value comes from.",
+    no_args_is_help=True,
+    rich_markup_mode=help_markup(),
 )
 
 

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gonka_cli.cli._common import GonkaGroup, PassphraseFileOpt, emit, emit_json, warn
+from gonka_cli.cli._common import (
+    GonkaGroup,
+    PassphraseFileOpt,
+    emit,
+    emit_json,
+    help_markup,
+    warn,
+)
 from gonka_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -26,6 +33,7 @@ app = typer.Typer(
     cls=GonkaGroup,
     help="Create, import, list, show, export, delete and rename keys; set the default key.",
     no_args_is_help=True,
+    rich_markup_mode=help_markup(),
 )
 
 BACKUP_WARNING = (

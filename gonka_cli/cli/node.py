@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gonka_cli.devnode.config import DEFAULT_MODELS, FAULT_KINDS, NodeConfig
+from gonka_cli.devnode.defaults import DEFAULT_MODELS, FAULT_KINDS
 from gonka_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -197,6 +197,7 @@ def node_command(
     500 "account has no public key"; balance < (prompt chars + max_tokens|5000) x price: 402.
     """
     from gonka_cli.devnode import start_node
+    from gonka_cli.devnode.config import NodeConfig
 
     config = NodeConfig(
         participants=participants,

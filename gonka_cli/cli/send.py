@@ -6,7 +6,6 @@ at module level, so that ``gonka --help`` and ``gonka sign`` stay light.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
@@ -43,11 +42,11 @@ from gonka_cli.cli.send_batch import (  # issue 6: batch sending
     refuse_single_only,
 )
 from gonka_cli.errors import Interrupted, UsageError
-from gonka_cli.payloads import ChatBody, Overrides, prepare_chat_body, read_input
 
 if TYPE_CHECKING:
     from gonka_cli.client import Notice, Outcome
     from gonka_cli.keys import SigningKey
+    from gonka_cli.payloads import ChatBody
     from gonka_cli.render import Consoles, TerminalSink
     from gonka_cli.settings import SendConfig, Settings
 
@@ -308,6 +307,7 @@ def send_request_command(
     }
     if print_as is not None and not dry_run:
         raise UsageError("--print goes with --dry-run")
+    from gonka_cli.payloads import Overrides, prepare_chat_body, read_input
     from gonka_cli.settings import load_settings
 
     settings = load_settings(flags, profile=profile)
@@ -395,6 +395,8 @@ def _run_dev(flags: dict[str, Any], profile: str | None, job: _Job | BatchJob) -
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run the async core; Ctrl-C becomes `Interrupted` (exit 130)."""
+    import asyncio  # here, not at the top: `gonka sign` and `--help` need no event loop
+
     try:
         return asyncio.run(coroutine)
     except KeyboardInterrupt:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from enum import StrEnum
 from typing import Annotated
 
@@ -64,6 +63,8 @@ def sign_command(
 
         SIG=$(gonka sign --file body.json --endpoint-account gonka1...)
     """
+    import hashlib
+
     from gonka_cli.keys import parse_address
     from gonka_cli.keysource import resolve_signing_key
     from gonka_cli.payloads import read_input

@@ -12,23 +12,39 @@ Importing this package is cheap: uvicorn and starlette are loaded by `start_node
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
-from gonka_cli.devnode.config import (
-    ACCOUNTS_FORMAT,
-    DEFAULT_MODELS,
-    FAULT_KINDS,
-    Account,
-    AccountBook,
-    NodeConfig,
-    parse_accounts,
-    participant_key,
-)
-from gonka_cli.devnode.faults import fault_sequence
-from gonka_cli.devnode.state import NodeStats, Participant
-
 if TYPE_CHECKING:
+    from gonka_cli.devnode.config import (
+        ACCOUNTS_FORMAT,
+        Account,
+        AccountBook,
+        NodeConfig,
+        parse_accounts,
+        participant_key,
+    )
+    from gonka_cli.devnode.defaults import DEFAULT_MODELS, FAULT_KINDS
+    from gonka_cli.devnode.faults import fault_sequence
     from gonka_cli.devnode.server import RunningNode
+    from gonka_cli.devnode.state import NodeStats, Participant
+
+# Where each public name lives; loaded on first use (PEP 562), so that importing a
+# submodule such as `gonka_cli.devnode.defaults` costs nothing more.
+_HOMES = {
+    "ACCOUNTS_FORMAT": "config",
+    "DEFAULT_MODELS": "defaults",
+    "FAULT_KINDS": "defaults",
+    "Account": "config",
+    "AccountBook": "config",
+    "NodeConfig": "config",
+    "parse_accounts": "config",
+    "participant_key": "config",
+    "fault_sequence": "faults",
+    "RunningNode": "server",
+    "NodeStats": "state",
+    "Participant": "state",
+}
 
 __all__ = [
     "ACCOUNTS_FORMAT",
@@ -55,8 +71,7 @@ def start_node(config: NodeConfig | None = None) -> RunningNode:
 
 
 def __getattr__(name: str) -> object:
-    if name == "RunningNode":
-        from gonka_cli.devnode.server import RunningNode
-
-        return RunningNode
-    raise AttributeError(name)
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f"gonka_cli.devnode.{home}"), name)

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from gonka_cli import jsontext
+from gonka_cli.devnode.defaults import (  # re-exported: config users import them here
+    DEFAULT_MODELS,
+    FAULT_KINDS,
+    MAX_PARTICIPANTS,
+    MODES,
+    SCHEMES,
+)
 from gonka_cli.errors import UsageError
 from gonka_cli.keys import SigningKey, parse_address, parse_public_key
 from gonka_cli.payloads import read_file
-
-MODES = ("ta", "gateway", "retired")
-SCHEMES = ("hash", "raw", "both")
-FAULT_KINDS = ("429", "500", "503", "drop", "cut", "slow")
-DEFAULT_MODELS = ("Qwen/QwQ-32B", "echo")
-MAX_PARTICIPANTS = 64
 
 ACCOUNTS_FORMAT = """\
 A JSON file: either a list of accounts or {"accounts": [...], "price": N}.
