@@ -192,3 +192,56 @@ def test_bad_accounts_documents_are_usage_errors(document: Any) -> None:
     """Malformed accounts files are refused with a UsageError naming the problem."""
     with pytest.raises(UsageError):
         parse_accounts(document)
+
+
+def test_replay_guard_remembers_and_forgets_by_window() -> None:
+    """A used signature is refused while its timestamp is in the window, forgotten after."""
+    from gonka_cli.devnode.state import ReplayGuard
+
+    guard = ReplayGuard(horizon_ns=1_000)
+    guard.mark(b"old", timestamp_ns=0, now_ns=0)
+    assert guard.seen(b"old")
+    for n in range(5000):  # past the prune threshold, long after "old" left the window
+        guard.mark(n.to_bytes(4, "big"), timestamp_ns=10_000, now_ns=10_000)
+    assert not guard.seen(b"old")
+    assert guard.seen((4999).to_bytes(4, "big"))
+
+
+def test_replay_guard_prunes_rarely_when_everything_is_fresh() -> None:
+    """With every signature still in the window, the store is rebuilt only when it doubles."""
+    from gonka_cli.devnode.state import ReplayGuard
+
+    guard = ReplayGuard(horizon_ns=10**12)
+    rebuilt = 0
+    before = guard._used
+    for n in range(20_000):
+        guard.mark(n.to_bytes(4, "big"), timestamp_ns=n, now_ns=n)
+        if guard._used is not before:
+            rebuilt += 1
+            before = guard._used
+    assert rebuilt <= 3  # at 4097, about 8194 and 16390 entries
+    assert all(guard.seen(n.to_bytes(4, "big")) for n in range(0, 20_000, 997))
+
+
+def test_recent_records_forget_the_oldest_first() -> None:
+    """The inference records keep the latest `limit` entries, in arrival order."""
+    from gonka_cli.devnode.state import RecentRecords
+
+    records = RecentRecords(limit=3)
+    for n in range(5):
+        records[f"id{n}"] = {"n": n}
+    assert list(records) == ["id2", "id3", "id4"]
+
+
+def test_listening_sockets_are_tcp_so_asyncio_disables_nagle() -> None:
+    """Sockets are made with IPPROTO_TCP, which makes asyncio set TCP_NODELAY on accepts."""
+    import socket
+
+    from gonka_cli.devnode.server import bind_sockets
+
+    sockets = bind_sockets("127.0.0.1", 0, 2)
+    try:
+        assert all(sock.proto == socket.IPPROTO_TCP for sock in sockets)
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -277,7 +277,7 @@ class TransferAgent:
                 refuse=ta_error,
             )
         answer = echo_answer(chat, model)
-        self.runtime.records[signed.signature].update(
+        self.runtime.records.setdefault(signed.signature, {}).update(
             prompt_token_count=answer.prompt_tokens,
             completion_token_count=answer.completion_tokens,
             response_payload="".join(answer.content),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gonka_cli.devnode.config import AccountBook, NodeConfig
 from gonka_cli.devnode.faults import FaultPlan
-from gonka_cli.devnode.state import NodeStats, Participant, ReplayGuard
+from gonka_cli.devnode.state import NodeStats, Participant, RecentRecords, ReplayGuard
 from gonka_cli.keys import SigningKey
 from gonka_cli.signing import Scheme
 
@@ -50,7 +50,7 @@ class NodeRuntime:
     api_keys: tuple[str, ...]
     key_balances: dict[str, int | None] = field(default_factory=dict)
     replays: ReplayGuard = field(init=False)
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: RecentRecords = field(default_factory=RecentRecords)
     pubkeys: dict[str, bytes] = field(default_factory=dict)
     transports: dict[TransportKey, asyncio.Transport] = field(default_factory=dict)
     upstream: httpx.AsyncClient | None = None

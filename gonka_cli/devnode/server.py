@@ -46,7 +46,9 @@ def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     try:
         for index in range(count):
             wanted = port + index if port else 0
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # IPPROTO_TCP: asyncio then sets TCP_NODELAY on accepted connections; without
+            # it, a response's header and body wait on the client's delayed ACK (~40 ms).
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, wanted))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -81,6 +82,7 @@ class ReplayGuard:
     def __init__(self, horizon_ns: int) -> None:
         self._used: dict[bytes, int] = {}
         self._horizon_ns = horizon_ns
+        self._prune_at = 4096
 
     def seen(self, signature: bytes) -> bool:
         """Whether this signature (its 64 raw bytes) was used before."""
@@ -89,6 +91,23 @@ class ReplayGuard:
     def mark(self, signature: bytes, timestamp_ns: int, now_ns: int) -> None:
         """Remember a used signature; drop the ones whose timestamp left the window."""
         self._used[signature] = timestamp_ns
-        if len(self._used) > 4096:
+        if len(self._used) > self._prune_at:
             oldest = now_ns - self._horizon_ns
             self._used = {sig: ts for sig, ts in self._used.items() if ts >= oldest}
+            # Next prune when the store has doubled: amortised O(1) per request even when
+            # every stored signature is still inside the window.
+            self._prune_at = max(4096, 2 * len(self._used))
+
+
+class RecentRecords(dict[str, dict[str, Any]]):
+    """The records of the latest inferences (``GET ...?id=``), the oldest forgotten first,
+    so that a long-running node's memory stays bounded."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.limit:
+            del self[next(iter(self))]
