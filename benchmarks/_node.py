@@ -25,11 +25,6 @@ KEY = "480293bb12c956967e64c039801ed48ead6b56d34bd5f985ed53f70755d5a3ad"
 MODEL = "Qwen/QwQ-32B"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-# The node accepts timestamps 3 s either way (not 60 s back and 30 ahead): its store of
-# used signatures then stays small. The dev node re-filters that store on every request
-# once it holds more than 4096 signatures still inside the window, so at full speed it
-# would slow down as a batch grows (client and node share this machine's clock).
-NARROW_WINDOW = ("--window-back", "3", "--window-ahead", "3")
 _PARTICIPANT = re.compile(rb"participant 0: (http://\S+)\s+(gonka1\w+)")
 
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_batch
 
-The node (`gonka node --latency-ms 200`, `NARROW_WINDOW`) runs in a process of its own.
+The node (`gonka node --latency-ms 200`) runs in a process of its own.
 The batches run in this process, through the command line's own entry point (parsing,
 settings, the batch runner, the client), so that wall time and CPU time
 (`time.process_time`) are those of the batch alone: no interpreter start-up, no node.
@@ -28,7 +28,6 @@ from unittest import mock
 
 from benchmarks._node import (
     KEY,
-    NARROW_WINDOW,
     Node,
     client_env,
     cpu_seconds,
@@ -94,7 +93,7 @@ def _shell_loop(node: Node, files: list[Path], work: Path) -> Run:
 def main() -> None:
     """Run the batches and the shell loop REPEATS times, interleaved; print the table."""
     runs: dict[str, list[Run]] = {}
-    options = ("--latency-ms", str(LATENCY_MS), *NARROW_WINDOW)
+    options = ("--latency-ms", str(LATENCY_MS))
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         node = stack.enter_context(node_process(*options))

@@ -6,7 +6,6 @@
 Each batch is a whole `gonka send-request` process against `gonka node` (no latency,
 in a process of its own), and its peak RSS is its own (`os.wait4`). The baseline is a
 one-file batch run in the same script: the interpreter, the libraries, one request.
-The node gets a narrow timestamp window (`NARROW_WINDOW`), so that it keeps its pace.
 Target: under 150 MB at 100,000 files, and flat: within 1.25x of the 10,000-file batch.
 """
 
@@ -18,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 from benchmarks._node import (
-    NARROW_WINDOW,
     Node,
     Usage,
     client_env,
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=COUNT, help="files in the large batch")
     count = parser.parse_args(argv).count
     small = max(1, count // 10)
-    with tempfile.TemporaryDirectory() as tmp, node_process(*NARROW_WINDOW) as node:
+    with tempfile.TemporaryDirectory() as tmp, node_process() as node:
         work = Path(tmp)
         for n in (1, small, count):
             write_requests(work / f"in-{n}", n)
