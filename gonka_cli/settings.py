@@ -447,7 +447,8 @@ def choose_auth(requested: str, *, signing: bool, bearer: bool) -> AuthMode:
         "no key configured to send with",
         hint=(
             "for a broker or gateway set GONKA_BROKER_API_KEY (or --api-key-file PATH); for a "
-            "transfer agent set GONKA_PRIVATE_KEY (or --private-key-file PATH); "
+            "transfer agent pass --key NAME (a key from `gonka keys add`) or set "
+            "GONKA_PRIVATE_KEY; "
             "or try `gonka send-request --dev` against a local dev node"
         ),
     )
