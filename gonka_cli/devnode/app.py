@@ -24,8 +24,8 @@ from gonka_cli.devnode.faults import ERROR_FAULTS
 from gonka_cli.devnode.model import echo_answer
 from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState
 from gonka_cli.devnode.serve import (
+    ChatRoute,
     answer_response,
-    close_connection,
     json_response,
     read_body,
     wait_first_byte,
@@ -170,12 +170,8 @@ def discovery_document(runtime: NodeRuntime, epoch: int) -> dict[str, Any]:
     }
 
 
-class TransferAgent:
+class TransferAgent(ChatRoute):
     """The signed chat route of one transfer agent."""
-
-    def __init__(self, runtime: NodeRuntime, me: ParticipantState) -> None:
-        self.runtime = runtime
-        self.me = me
 
     def routes(self) -> list[Route]:
         """The routes of this group."""
@@ -199,28 +195,9 @@ class TransferAgent:
             accounts=self.runtime.accounts,
         )
 
-    def finish(
-        self,
-        response: Response,
-        *,
-        accepted: bool = False,
-        replay: bool = False,
-        fault: str | None = None,
-    ) -> Response:
-        """Count and log an answer, then hand it back."""
-        status = None if fault == "drop" else response.status_code
-        for stats in (self.runtime.stats, self.me.info.stats):
-            stats.count_answer(status, accepted=accepted, replay=replay, fault=fault)
-        suffix = f" fault={fault}" if fault else ""
-        self.runtime.log(
-            f"[{self.me.info.index}] POST /v1/chat/completions -> {status or 'dropped'}{suffix}"
-        )
-        return response
-
     async def chat(self, request: Request) -> Response:
         """Verify a signed chat request in the network's order, then answer it."""
-        self.runtime.stats.count_received()
-        self.me.info.stats.count_received()
+        self.count_received()
         body = await read_body(request, MAX_BODY_BYTES)
         if body is None:
             return self.finish(ta_error(413, "http: request body too large"))
@@ -236,14 +213,6 @@ class TransferAgent:
         self.runtime.pubkeys[signed.requester] = signed.public_key
         response = await self.serve(request, signed, body, fault)
         return self.finish(response, accepted=response.status_code == 200, fault=fault)
-
-    async def fail(self, fault: str, request: Request) -> Response:
-        """Answer with an injected error fault (counted first: a drop ends the exchange)."""
-        response = self.fault_answer(fault)
-        self.finish(response, fault=fault)
-        if fault == "drop":
-            await close_connection(request, self.runtime)
-        return response
 
     def fault_answer(self, fault: str) -> Response:
         """The answer of an injected error fault (the signature stays unused)."""

@@ -20,10 +20,9 @@ from starlette.routing import Route
 from gonka_cli import jsontext
 from gonka_cli.devnode.faults import ERROR_FAULTS
 from gonka_cli.devnode.model import echo_answer
-from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState
 from gonka_cli.devnode.serve import (
+    ChatRoute,
     answer_response,
-    close_connection,
     json_response,
     read_body,
     wait_first_byte,
@@ -64,12 +63,8 @@ class GatewayRefusal(Exception):
         self.message = message
 
 
-class Gateway:
+class Gateway(ChatRoute):
     """The routes of one gateway participant."""
-
-    def __init__(self, runtime: NodeRuntime, me: ParticipantState) -> None:
-        self.runtime = runtime
-        self.me = me
 
     def routes(self) -> list[Route]:
         """Every route, or a single 308 answer when the gateway is retired."""
@@ -82,24 +77,6 @@ class Gateway:
             Route("/v1/status", self.status, methods=["GET"]),
             Route("/v1/requests/{request_id}", self.request_record, methods=["GET"]),
         ]
-
-    def finish(
-        self, response: Response, *, accepted: bool = False, fault: str | None = None
-    ) -> Response:
-        """Count and log an answer to the chat route, then hand it back."""
-        status = None if fault == "drop" else response.status_code
-        for stats in (self.runtime.stats, self.me.info.stats):
-            stats.count_answer(status, accepted=accepted, fault=fault)
-        suffix = f" fault={fault}" if fault else ""
-        self.runtime.log(
-            f"[{self.me.info.index}] POST /v1/chat/completions -> {status or 'dropped'}{suffix}"
-        )
-        return response
-
-    def count_received(self) -> None:
-        """One more POST to the chat route."""
-        self.runtime.stats.count_received()
-        self.me.info.stats.count_received()
 
     async def moved(self, request: Request) -> Response:
         """A retired gateway: 308 with ``new_url`` in the body and no Location header."""
@@ -171,14 +148,6 @@ class Gateway:
             return await self.fail(fault, request)
         response = await self.serve(request, key, chat, model, fault)
         return self.finish(response, accepted=response.status_code == 200, fault=fault)
-
-    async def fail(self, fault: str, request: Request) -> Response:
-        """Answer with an injected error fault (counted first: a drop ends the exchange)."""
-        response = self.fault_answer(fault)
-        self.finish(response, fault=fault)
-        if fault == "drop":
-            await close_connection(request, self.runtime)
-        return response
 
     def fault_answer(self, fault: str) -> Response:
         """The answer of an injected error fault."""

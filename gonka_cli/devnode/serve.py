@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gonka_cli.devnode.model import Answer, completion, stream_events
-from gonka_cli.devnode.runtime import NodeRuntime
+from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState
 
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
 
@@ -116,3 +116,47 @@ async def answer_response(
         media_type="application/json",
         headers={**headers, "Content-Length": str(len(body))},
     )
+
+
+class ChatRoute:
+    """What the chat route of a transfer agent and of a gateway share: counting and
+    logging each answer, and answering an injected error fault."""
+
+    def __init__(self, runtime: NodeRuntime, me: ParticipantState) -> None:
+        self.runtime = runtime
+        self.me = me
+
+    def count_received(self) -> None:
+        """One more POST to the chat route."""
+        self.runtime.stats.count_received()
+        self.me.info.stats.count_received()
+
+    def finish(
+        self,
+        response: Response,
+        *,
+        accepted: bool = False,
+        replay: bool = False,
+        fault: str | None = None,
+    ) -> Response:
+        """Count and log an answer, then hand it back."""
+        status = None if fault == "drop" else response.status_code
+        for stats in (self.runtime.stats, self.me.info.stats):
+            stats.count_answer(status, accepted=accepted, replay=replay, fault=fault)
+        suffix = f" fault={fault}" if fault else ""
+        self.runtime.log(
+            f"[{self.me.info.index}] POST /v1/chat/completions -> {status or 'dropped'}{suffix}"
+        )
+        return response
+
+    async def fail(self, fault: str, request: Request) -> Response:
+        """Answer with an injected error fault (counted first: a drop ends the exchange)."""
+        response = self.fault_answer(fault)
+        self.finish(response, fault=fault)
+        if fault == "drop":
+            await close_connection(request, self.runtime)
+        return response
+
+    def fault_answer(self, fault: str) -> Response:
+        """The answer of an injected error fault, in this route's error envelope."""
+        raise NotImplementedError
