@@ -99,8 +99,17 @@ class Passphrase:
     source: str
 
 
+_KEY_LIKE = re.compile(r"(?:0[xX])?[0-9a-fA-F]{64}")
+
+
 def validate_name(name: str) -> str:
-    """A key name: 1 to 64 letters, digits, ``.``, ``_``, ``-``; not an address."""
+    """A key name: 1 to 64 letters, digits, ``.``, ``_``, ``-``; not an address, and not
+    something that looks like a private key (a secret pasted in the wrong place)."""
+    if _KEY_LIKE.fullmatch(name.strip()):
+        raise UsageError(
+            "that key name looks like a private key; it was not stored",
+            hint="give a name (`gonka keys import NAME`) and the key on stdin or at the prompt",
+        )
     if not _NAME.fullmatch(name):
         raise UsageError(
             f"invalid key name {name!r}",

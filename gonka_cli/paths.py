@@ -18,7 +18,12 @@ def gonka_home() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) if missing, and make it 0700."""
+    """Create `path` (and parents) if missing, and make it 0700; a gonka directory that
+    this creates on the way is 0700 too (one that exists already is left as it is)."""
+    home = gonka_home()
+    if not home.exists() and (path == home or home in path.parents):
+        home.mkdir(parents=True, mode=0o700)
+        home.chmod(0o700)  # mkdir's mode is filtered by the umask
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
     return path

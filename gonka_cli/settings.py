@@ -164,6 +164,13 @@ def resolve(flags: Mapping[str, Any], env: Mapping[str, str], profile: Profile) 
             f"profile {profile.label}: unknown setting(s) {', '.join(unknown)}",
             hint=f"known settings: {', '.join(BY_NAME)}",
         )
+    secrets = sorted(name for name in profile.values if BY_NAME[name].secret)
+    if secrets:
+        raise ConfigError(
+            f"profile {profile.label}: {', '.join(secrets)} may not be kept in a config file",
+            hint="keep secrets out of it: api_key_file or api_key_cmd for an API key, "
+            "key (a stored key's name) or private_key_file for a signing key",
+        )
     return Settings({s.name: _resolve_one(s, flags, env, profile) for s in SETTINGS}, profile.label)
 
 

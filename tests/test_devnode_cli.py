@@ -124,3 +124,16 @@ def test_cli_import_does_not_load_the_server_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_gateway_banner_does_not_repeat_keys_it_was_given() -> None:
+    """Keys passed with --api-key are not printed back (only generated ones are shown)."""
+    with node_process("--mode", "gateway", "--quiet", "--api-key", "sk-given-SECRET-1") as (
+        process,
+        banner,
+    ):
+        assert not any("sk-given-SECRET-1" in line for line in banner)
+        assert any("the 1 given with --api-key" in line for line in banner)
+        code, out, err = stop(process, signal.SIGINT)
+    assert code == 0
+    assert "sk-given-SECRET-1" not in out + err

@@ -96,7 +96,8 @@ def test_production_kdf_is_strong() -> None:
 
 
 def test_file_and_directory_modes(tmp_path: Path) -> None:
-    """Key files and the default pointer are 0600, the keys directory 0700, whatever the umask."""
+    """Key files and the default pointer are 0600, the keys directory and the gonka directory
+    it created 0700, whatever the umask."""
     old = os.umask(0)
     try:
         stored = _add("demo", v.PRIVATE_KEY_HEX)
@@ -106,6 +107,7 @@ def test_file_and_directory_modes(tmp_path: Path) -> None:
     assert stat.S_IMODE(stored.path.stat().st_mode) == 0o600
     assert stat.S_IMODE((stored.path.parent / "default_key").stat().st_mode) == 0o600
     assert stat.S_IMODE(stored.path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(stored.path.parent.parent.stat().st_mode) == 0o700
 
 
 def test_wrong_passphrase_is_detected_by_the_cipher() -> None:

@@ -101,7 +101,9 @@ def test_signed_batches_survive_every_fault_kind_with_the_default_budget(tmp_pat
         assert stats["received"] == sum(received) == sum(attempts)
         assert sum(attempts) == SIGNED_REQUESTS + summary_retries(result.stderr)
         assert stats["accepted"] == SIGNED_REQUESTS + stats["faults"].get("cut", 0)
-        assert len({r["x_gonka"]["transfer_address"] for r in records}) == 3
+        # Failover spreads the answers over the TAs; which ones serve depends on timing
+        # (a 429's Retry-After can keep one out of a short batch), so at least two.
+        assert len({r["x_gonka"]["transfer_address"] for r in records}) >= 2
         injected.update(stats["faults"])
     assert set(injected) == set(FAULT_KINDS)
 

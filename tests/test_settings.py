@@ -57,6 +57,9 @@ def test_bad_values_are_config_errors() -> None:
         resolve({}, {"GONKA_MAX_RETRIES": "many"}, Profile({}))
     with pytest.raises(ConfigError, match="unknown setting"):
         resolve({}, {}, Profile({"modle": "x"}, "t"))
+    for secret in ("api_key", "private_key"):  # files are read by others; secrets stay out
+        with pytest.raises(ConfigError, match=f"{secret} may not be kept in a config file"):
+            resolve({}, {}, Profile({secret: "obk-0123456789abcdef"}, "t"))
     with pytest.raises(ConfigError, match="expected true or false"):
         resolve({}, {"GONKA_FOLLOW_MOVED": "perhaps"}, Profile({}))
 

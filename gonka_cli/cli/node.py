@@ -66,7 +66,10 @@ def describe(node: RunningNode) -> list[str]:
             f"  scheme {config.scheme}; discovery {node.url}/v1/epochs/current/participants"
         )
     lines += [f"  participant {p.index}: {p.url}  {p.address}" for p in node.participants]
-    lines += [f"  api key: {key}" for key in node.api_keys]
+    if config.mode == "gateway" and not config.api_keys:  # generated: the user needs to see it
+        lines += [f"  api key: {key}" for key in node.api_keys]
+    elif config.mode == "gateway":
+        lines.append(f"  api keys: the {len(config.api_keys)} given with --api-key")
     if config.fault_rate > 0:
         lines.append(
             f"  faults: {config.fault_rate:.0%} of requests, {','.join(config.faults)} "
