@@ -64,7 +64,10 @@ ENV_PASSPHRASE = "GONKA_KEYRING_PASSPHRASE"  # noqa: S105 - the variable's name,
 DEFAULT_FILE = "default_key"
 MAX_FILE_BYTES = 1 << 20
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_CORRUPT_HINT = "restore the file from a backup or delete it; the other keys are unaffected"
+_CORRUPT_HINT = (
+    "restore the file from a backup, or remove it with `gonka keys delete NAME -y`; "
+    "the other keys are unaffected"
+)
 
 Random = Callable[[int], bytes]
 
@@ -430,6 +433,14 @@ class Keystore:
         if self.default_name() == name:
             self.set_default(None)
         return stored
+
+    def remove_unreadable(self, name: str) -> Path:
+        """Remove a key file that cannot be parsed (and the default pointer if it named it)."""
+        path = self.path_for(name)
+        path.unlink()
+        if self.default_name() == name:
+            self.set_default(None)
+        return path
 
     def rename(self, old: str, new: str, *, force: bool) -> StoredKey:
         """Give a key a new name; its secret is not touched (no passphrase needed)."""

@@ -372,6 +372,23 @@ def test_a_corrupt_file_is_named_and_the_rest_still_work(body_file: Path) -> Non
 
 
 @pytest.mark.usefixtures("passphrase")
+def test_an_unreadable_key_file_can_be_deleted_with_yes() -> None:
+    """delete refuses an unreadable file without -y, removes it with -y, keeps the others."""
+    _recover()
+    broken = keys_dir() / "broken.json"
+    broken.write_text('{"format": "gonka-keys')
+    refused = gonka("keys", "delete", "broken")
+    assert refused.exit_code == 2
+    assert "-y" in refused.stderr
+    assert broken.exists()
+    deleted = gonka("keys", "delete", "broken", "-y")
+    assert deleted.exit_code == 0, deleted.stderr
+    assert not broken.exists()
+    assert gonka("keys", "list").stdout.startswith("demo ")
+    assert gonka("keys", "delete", "missing", "-y").exit_code == 7
+
+
+@pytest.mark.usefixtures("passphrase")
 def test_show_forms() -> None:
     """show: key/value lines, -a the address, -p the base64 pubkey, json; by name or address."""
     _recover()

@@ -377,7 +377,13 @@ def delete_command(
 ) -> None:
     """Delete a key file. Without the mnemonic or a backup, its secret is gone."""
     store = _store()
-    stored = store.load(name)
+    try:
+        stored = store.load(name)
+    except ConfigError:
+        if not store.path_for(name).is_file():
+            raise
+        _delete_unreadable(store, name, yes=yes)
+        return
     if not yes:
         if not _interactive():
             raise UsageError("refusing to delete a key without confirmation", hint="pass -y")
@@ -387,6 +393,16 @@ def delete_command(
             raise typer.Exit(1)
     store.delete(name)
     _note(f"deleted key {name!r} ({stored.address})")
+
+
+def _delete_unreadable(store: Keystore, name: str, *, yes: bool) -> None:
+    """A key file that cannot be read is deleted only with -y: nothing can be shown of it."""
+    if not yes:
+        raise UsageError(
+            f"key {name!r} cannot be read (see `gonka keys list`)",
+            hint="pass -y to delete the unreadable file anyway",
+        )
+    _note(f"deleted the unreadable key file {store.remove_unreadable(name)}")
 
 
 @app.command("rename")
