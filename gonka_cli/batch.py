@@ -346,7 +346,13 @@ def _raise_for(stats: BatchStats, plan: BatchPlan) -> None:
             f"interrupted after {stats.finished} result(s)", hint=f"run again with {again}"
         )
     if code is ExitCode.PARTIAL:
+        duplicates = stats.failed.get("duplicate_custom_id", 0)
+        skipped = (
+            f"; {duplicates} input(s) repeated a custom_id and got no line of their own"
+            if duplicates
+            else ""
+        )
         raise PartialFailure(
             f"{stats.failed_total} of {stats.finished} request(s) failed",
-            hint=f"their lines carry the error; {again} sends them again",
+            hint=f"their lines carry the error{skipped}; {again} sends them again",
         )

@@ -92,13 +92,16 @@ def test_repeated_files_and_jsonl_are_inputs_too(tmp_path: Path) -> None:
 
 
 def test_jsonl_lines_repeating_a_custom_id_fail_as_duplicates(tmp_path: Path) -> None:
-    """JSONL can repeat a custom_id (paths cannot): the repeat is refused, the first sent."""
+    """JSONL can repeat a custom_id (paths cannot): the repeat is refused, the first sent,
+    and the final hint says the repeat has no line of its own."""
     line = {"custom_id": "same", "body": json.loads(body("same"))}
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps(line) + "\n" + json.dumps(line) + "\n")
     send = EchoSender()
-    with pytest.raises(PartialFailure):
+    with pytest.raises(PartialFailure) as failure:
         _batch(BatchPlan(BatchSource(jsonl=str(source)), output_file=tmp_path / "r.jsonl"), send)
+    assert "1 input(s) repeated a custom_id and got no line" in str(failure.value.hint)
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 1
     assert len(send.bodies) == 1
     assert BatchSource(jsonl=str(source)).unique_ids() is False
     assert BatchSource(directory=tmp_path).unique_ids() is True
