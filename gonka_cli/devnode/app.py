@@ -28,9 +28,7 @@ from gonka_cli.devnode.serve import (
     answer_response,
     json_response,
     read_body,
-    wait_first_byte,
 )
-from gonka_cli.devnode.upstream import forward
 from gonka_cli.devnode.verify import (
     MAX_BODY_BYTES,
     REPLAY_MESSAGE,
@@ -233,18 +231,11 @@ class TransferAgent(ChatRoute):
         """Answer with the echo model or the upstream server; the id is the signature."""
         chat, model = signed.chat, signed.model
         self.runtime.records[signed.signature] = self.record_of(signed, body)
-        client, config = self.runtime.upstream, self.runtime.config
-        if client is not None and config.upstream is not None:
-            await wait_first_byte(self.runtime, fault)
-            return await forward(
-                client,
-                config.upstream,
-                config.upstream_api_key,
-                chat,
-                completion_id=signed.signature,
-                headers={},
-                refuse=ta_error,
-            )
+        relayed = await self.relay(
+            chat, fault, completion_id=signed.signature, headers={}, refuse=ta_error
+        )
+        if relayed is not None:
+            return relayed
         answer = echo_answer(chat, model)
         self.runtime.records.setdefault(signed.signature, {}).update(
             prompt_token_count=answer.prompt_tokens,

@@ -25,9 +25,7 @@ from gonka_cli.devnode.serve import (
     answer_response,
     json_response,
     read_body,
-    wait_first_byte,
 )
-from gonka_cli.devnode.upstream import forward
 from gonka_cli.devnode.verify import MAX_BODY_BYTES
 
 RETRY_AFTER_S = "1"
@@ -177,18 +175,11 @@ class Gateway(ChatRoute):
             "status": "completed",
         }
         self.runtime.records[request_id] = record
-        client, config = self.runtime.upstream, self.runtime.config
-        if client is not None and config.upstream is not None:
-            await wait_first_byte(self.runtime, fault)
-            return await forward(
-                client,
-                config.upstream,
-                config.upstream_api_key,
-                chat,
-                completion_id=completion_id,
-                headers=headers,
-                refuse=gateway_error,
-            )
+        relayed = await self.relay(
+            chat, fault, completion_id=completion_id, headers=headers, refuse=gateway_error
+        )
+        if relayed is not None:
+            return relayed
         answer = echo_answer(chat, model)
         self.bill(key, answer.prompt_tokens + answer.completion_tokens)
         record.update(usage=answer.usage(), cost=answer.prompt_tokens + answer.completion_tokens)

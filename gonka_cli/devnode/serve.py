@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gonka_cli.devnode.model import Answer, completion, stream_events
 from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState
+from gonka_cli.devnode.upstream import Refuse, forward
 
 MAX_DRAIN_BYTES = 64 * 1024 * 1024
 
@@ -160,3 +161,27 @@ class ChatRoute:
     def fault_answer(self, fault: str) -> Response:
         """The answer of an injected error fault, in this route's error envelope."""
         raise NotImplementedError
+
+    async def relay(
+        self,
+        chat: Mapping[str, Any],
+        fault: str | None,
+        *,
+        completion_id: str,
+        headers: Mapping[str, str],
+        refuse: Refuse,
+    ) -> Response | None:
+        """The upstream server's answer with ``--upstream``; None to answer with echo."""
+        client, config = self.runtime.upstream, self.runtime.config
+        if client is None or config.upstream is None:
+            return None
+        await wait_first_byte(self.runtime, fault)
+        return await forward(
+            client,
+            config.upstream,
+            config.upstream_api_key,
+            chat,
+            completion_id=completion_id,
+            headers=headers,
+            refuse=refuse,
+        )
