@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -85,14 +86,20 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def serve_until_interrupted(node: RunningNode) -> None:
-    """Block until Ctrl-C or SIGTERM (or the node dies), then stop the node."""
+def serve_until_interrupted(start: Callable[[], RunningNode]) -> None:
+    """Start the node, print where it listens, block until Ctrl-C or SIGTERM (or until
+    the node dies), then stop it. The handlers go in first, so that a Ctrl-C right after
+    "Press Ctrl-C to stop." is a clean stop too."""
     # Installed explicitly: a shell starts background jobs with SIGINT ignored.
     previous = {
         sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
     }
+    node: RunningNode | None = None
     idle = threading.Event()
     try:
+        node = start()
+        for line in describe(node):
+            _write_stderr(line)
         while node.is_running():
             idle.wait(0.5)
     except KeyboardInterrupt:
@@ -100,7 +107,8 @@ def serve_until_interrupted(node: RunningNode) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        node.stop()
+        if node is not None:
+            node.stop()
 
 
 def node_command(
@@ -228,8 +236,5 @@ def node_command(
         port=port,
         log=None if quiet else _write_stderr,
     )
-    node = start_node(config)
-    for line in describe(node):
-        _write_stderr(line)
-    serve_until_interrupted(node)
+    serve_until_interrupted(lambda: start_node(config))
     _write_stderr("gonka node: stopped")
