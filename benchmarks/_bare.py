@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
+import httpx2
 
 from benchmarks._node import KEY, MODEL
 from gonka_cli.keys import SigningKey
@@ -30,7 +30,7 @@ async def bare_httpx(url: str, transfer_address: str) -> float:
     """Seconds from a ready client to the first SSE line carrying text."""
     key = SigningKey.from_secret(bytes.fromhex(KEY))
     first = None
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         start = time.perf_counter()
         now = CLOCK.now_ns()
         signature = sign(key, BODY, now, transfer_address)

@@ -1,4 +1,4 @@
-"""Sending requests: the httpx Auth classes, and `Sender`, the one async send path.
+"""Sending requests: the httpx2 Auth classes, and `Sender`, the one async send path.
 
 `Sender.send(body)` is used by ``gonka send-request`` and by the batch runner alike. Each
 attempt signs the exact bytes it sends with a fresh, strictly increasing timestamp
@@ -18,8 +18,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-import httpx
-from httpx_sse import EventSource
+import httpx2
 
 from gonka_cli.endpoints import Endpoint, EndpointPool, discover, fetch_identity, usable_endpoints
 from gonka_cli.errors import GonkaError, HTTPServerError, NetworkError, PayloadError, UsageError
@@ -43,7 +42,10 @@ MAX_SIGNED_BODY_BYTES = 10 * 1024 * 1024  # PROTOCOL.md section 4: a TA answers 
 # --- Authentication -----------------------------------------------------------------------
 
 
-class SignatureAuth(httpx.Auth):
+_AuthFlow = Generator[httpx2.Request, httpx2.Response, None]
+
+
+class SignatureAuth(httpx2.Auth):
     """Signs ``request.content``, the exact bytes that go out, as a TA checks them.
 
     The timestamp is taken when the request is about to be sent; `signature` and
@@ -66,7 +68,7 @@ class SignatureAuth(httpx.Auth):
         self.signature = ""
         self.timestamp_ns = 0
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def auth_flow(self, request: httpx2.Request) -> _AuthFlow:
         self.timestamp_ns = self._timestamp()
         self.signature = sign(
             self._key, request.content, self.timestamp_ns, self._transfer, self._scheme
@@ -77,13 +79,13 @@ class SignatureAuth(httpx.Auth):
         yield request
 
 
-class BearerTokenAuth(httpx.Auth):
+class BearerTokenAuth(httpx2.Auth):
     """``Authorization: Bearer <key>`` and nothing else: brokers and gateways."""
 
     def __init__(self, api_key: str) -> None:
         self._api_key = api_key
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def auth_flow(self, request: httpx2.Request) -> _AuthFlow:
         request.headers["Authorization"] = f"Bearer {self._api_key}"
         yield request
 
@@ -231,8 +233,9 @@ class _Tracked:
 class _Tee:
     """Stands in for the response inside `EventSource`: passes the SSE text to `raw` too."""
 
-    def __init__(self, response: httpx.Response, raw: Callable[[str], None]) -> None:
+    def __init__(self, response: httpx2.Response, raw: Callable[[str], None]) -> None:
         self.headers = response.headers
+        self.request = response.request
         self._response = response
         self._raw = raw
 
@@ -247,7 +250,7 @@ class _Tee:
 @dataclass
 class _Answer:
     status: int
-    headers: httpx.Headers
+    headers: httpx2.Headers
     body: bytes = b""
     completion: dict[str, Any] | None = None
     streamed: bool = False
@@ -261,11 +264,11 @@ class _Failed(Exception):
         self.verdict = verdict
 
 
-async def _read_stream(response: httpx.Response, out: _Tracked, url: str) -> _Answer:
+async def _read_stream(response: httpx2.Response, out: _Tracked, url: str) -> _Answer:
     assembler = CompletionAssembler()
-    source = EventSource(cast(httpx.Response, _Tee(response, out.raw)))
+    source = httpx2.EventSource(cast(httpx2.Response, _Tee(response, out.raw)))
     try:
-        async with aclosing(source.aiter_sse()) as events:
+        async with aclosing(cast(AsyncGenerator[Any, None], aiter(source))) as events:
             async for event in events:
                 if event.data:
                     out.delta(assembler.feed(event.data, event.event))
@@ -341,7 +344,7 @@ class Sender:
         pause: Pause | None = None,
         on_notice: Callable[[Notice], None] | None = None,
         clock: NanoClock = CLOCK,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -471,9 +474,9 @@ class Sender:
                 if "text/event-stream" in response.headers.get("content-type", ""):
                     return await _read_stream(response, out, url)
                 answer.body = await response.aread()
-        except httpx.UnsupportedProtocol as exc:
+        except httpx2.UnsupportedProtocol as exc:
             raise UsageError(f"{url}: {exc}") from exc
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             raise _Failed(_cut(network_error(exc, url, self.config.timeouts), out)) from exc
         return _read_json(answer, out, url)
 
@@ -548,7 +551,7 @@ class Sender:
             self._adopt_offset(offset)
         return True
 
-    def _observe_clock(self, headers: httpx.Headers) -> None:
+    def _observe_clock(self, headers: httpx2.Headers) -> None:
         """Notice a node clock far from ours (its ``Date``) before it refuses a request."""
         if self._skew_warned or self.bearer or self.config.fixed_timestamp is not None:
             return
@@ -630,7 +633,7 @@ class Sender:
                 self._observe_offset(identity.time_ns - time.time_ns())
         return self._addresses[endpoint.url]
 
-    def _auth(self, attempt: _Attempt) -> httpx.Auth:
+    def _auth(self, attempt: _Attempt) -> httpx2.Auth:
         auth = self.config.auth
         if isinstance(auth, BearerAuth):
             return BearerTokenAuth(auth.api_key)

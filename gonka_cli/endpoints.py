@@ -20,7 +20,7 @@ from gonka_cli.errors import ConfigError, GonkaError, HTTPClientError, UsageErro
 from gonka_cli.keys import parse_address
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2
 
     from gonka_cli.settings import Timeouts
 
@@ -53,12 +53,12 @@ def _split_url(url: str, text: str) -> SplitResult:
 
 
 def _check_host_and_port(url: str, text: str, parts: SplitResult) -> None:
-    """Refuse what httpx, or the socket layer for a port above 65535, would fail on later."""
-    import httpx  # lazily: `gonka sign` and `gonka --help` do not load httpx
+    """Refuse what httpx2, or the socket layer for a port above 65535, would fail on later."""
+    import httpx2  # lazily: `gonka sign` and `gonka --help` do not load httpx
 
     try:
-        host, port = httpx.URL(text).host, parts.port  # .port raises outside 0..65535
-    except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors too
+        host, port = httpx2.URL(text).host, parts.port  # .port raises outside 0..65535
+    except (httpx2.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors too
         raise UsageError(f"{url!r} is not a valid URL ({exc})") from None
     if not host:
         raise UsageError(f"{url!r} has no host name", hint="for example http://host:8000")
@@ -194,7 +194,7 @@ def _number(value: object) -> float:
 
 
 async def discover(
-    client: httpx.AsyncClient, source_url: str, timeouts: Timeouts
+    client: httpx2.AsyncClient, source_url: str, timeouts: Timeouts
 ) -> list[Participant]:
     """Read the participants and the TA allowlist from a source node."""
     from gonka_cli.transport import get_json
@@ -218,7 +218,7 @@ class Identity:
     time_ns: int | None = None
 
 
-async def fetch_identity(client: httpx.AsyncClient, base_url: str, timeouts: Timeouts) -> Identity:
+async def fetch_identity(client: httpx2.AsyncClient, base_url: str, timeouts: Timeouts) -> Identity:
     """The node's own account address (``data.address``) and clock (``data.timestamp``)."""
     from gonka_cli.transport import get_json
 

@@ -1,6 +1,6 @@
 """Streamed answers: SSE event data -> chunks -> one assembled ``chat.completion`` (pure).
 
-The network side (reading events with httpx-sse) lives in `gonka_cli.client`; this module
+The network side (reading events with httpx2's SSE parser) lives in `gonka_cli.client`; this module
 only sees the ``data`` text of each event, so it is tested with plain strings.
 PROTOCOL.md section 6: chunks carry ``choices[].delta`` (``content``,
 ``reasoning_content`` or ``reasoning``, ``tool_calls``), a last chunk with empty

@@ -1,5 +1,5 @@
 """HTTP plumbing shared by sending and diagnostics: clients, time-outs, and the one place
-where httpx exceptions and HTTP error answers become `gonka_cli.errors` classes.
+where httpx2 exceptions and HTTP error answers become `gonka_cli.errors` classes.
 
 Error bodies come in three shapes, all understood here: the TA's ``{"error": "..."}``,
 OpenAI's ``{"error": {"message", "type", "code"}}`` (brokers, gateways), and the
@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2
 
 from gonka_cli.errors import GonkaError, HTTPClientError, HTTPServerError, NetworkError
 from gonka_cli.jsontext import loads
@@ -32,9 +32,9 @@ CLOCK_HINT = (
 )
 
 
-def httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
-    """The httpx form: its read time-out is already the idle time between two reads."""
-    return httpx.Timeout(
+def httpx_timeout(timeouts: Timeouts) -> httpx2.Timeout:
+    """The httpx2 form: its read time-out is already the idle time between two reads."""
+    return httpx2.Timeout(
         connect=timeouts.connect, read=timeouts.read, write=timeouts.read, pool=None
     )
 
@@ -47,10 +47,10 @@ def user_agent() -> str:
 
 
 def async_client(
-    timeouts: Timeouts, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
+    timeouts: Timeouts, transport: httpx2.AsyncBaseTransport | None = None
+) -> httpx2.AsyncClient:
     """An async client that never follows redirects on its own (a 308 is reported)."""
-    return httpx.AsyncClient(
+    return httpx2.AsyncClient(
         timeout=httpx_timeout(timeouts),
         transport=transport,
         follow_redirects=False,
@@ -59,21 +59,21 @@ def async_client(
     )
 
 
-def network_error(exc: httpx.TransportError, url: str, timeouts: Timeouts) -> NetworkError:
+def network_error(exc: httpx2.TransportError, url: str, timeouts: Timeouts) -> NetworkError:
     """A transport failure as a `NetworkError` naming the limit that was hit and its flag."""
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, httpx2.ConnectTimeout):
         return NetworkError(
             f"could not connect to {url} within {timeouts.connect:g} s",
             hint="check the address, or raise --connect-timeout",
         )
-    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+    if isinstance(exc, httpx2.ReadTimeout | httpx2.WriteTimeout):
         return NetworkError(
             f"{url} sent nothing for {timeouts.read:g} s",
             hint="raise --read-timeout (the longest silence allowed between two bytes)",
         )
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx2.TimeoutException):
         return NetworkError(f"time-out talking to {url} ({type(exc).__name__})")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx2.ConnectError):
         return NetworkError(
             f"could not connect to {url}: {_reason(exc)}",
             hint="check the URL and that the node or gateway is running",
@@ -93,7 +93,7 @@ def error_message(body: bytes | str, status: int) -> str:
         payload = loads(text)
     except json.JSONDecodeError:
         first = text.strip().splitlines()[:1]
-        return first[0][:300] if first else httpx.codes.get_reason_phrase(status) or "error"
+        return first[0][:300] if first else httpx2.codes.get_reason_phrase(status) or "error"
     if isinstance(payload, dict) and ("error" in payload or "message" in payload):
         return error_text(payload)[:500]
     return text.strip()[:300]
@@ -144,7 +144,7 @@ def http_error(
 
 
 async def get_json(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     url: str,
     timeouts: Timeouts,
     *,
@@ -153,7 +153,7 @@ async def get_json(
     """GET a JSON document, translating every failure at this one boundary."""
     try:
         response = await client.get(url, headers=dict(headers or {}))
-    except httpx.TransportError as exc:
+    except httpx2.TransportError as exc:
         raise network_error(exc, url, timeouts) from exc
     if response.status_code >= 300:
         message = error_message(response.content, response.status_code)

@@ -17,7 +17,7 @@ from gonka_cli.errors import GonkaError, HTTPClientError
 from gonka_cli.transport import BROKER_HINT, CLOCK_HINT, http_error, retry_after, server_time_ns
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2
 
     from gonka_cli.endpoints import Endpoint
     from gonka_cli.settings import Timeouts
@@ -162,7 +162,7 @@ def _bad_request_hint(message: str) -> str | None:
 
 
 async def measure_offset_ns(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     endpoint: Endpoint,
     headers: Mapping[str, str],
     timeouts: Timeouts,

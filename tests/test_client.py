@@ -1,4 +1,4 @@
-"""The one send path, against httpx.MockTransport: bytes, headers, retries, failover, skew."""
+"""The one send path, against httpx2.MockTransport: bytes, headers, retries, failover, skew."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import httpx
+import httpx2
 import pytest
 
 from gonka_cli.client import Notice, Outcome, Sender
@@ -44,7 +44,7 @@ COMPLETION = {
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris"}}],
     "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
 }
-Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
+Reply = httpx2.Response | Exception | Callable[[httpx2.Request], httpx2.Response]
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -56,25 +56,25 @@ class FakeNetwork:
     """Hosts a, b, c answer from a script (then 200); every request is recorded."""
 
     script: dict[str, list[Reply]] = field(default_factory=dict)
-    seen: list[httpx.Request] = field(default_factory=list)
+    seen: list[httpx2.Request] = field(default_factory=list)
     node_offset_s: float = 0.0
     reads: dict[str, Any] = field(default_factory=dict)
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
+    def handler(self, request: httpx2.Request) -> httpx2.Response:
         self.seen.append(request)
         if request.url.path in self.reads:
-            return httpx.Response(200, json=self.reads[request.url.path])
+            return httpx2.Response(200, json=self.reads[request.url.path])
         if request.url.path == "/v1/identity":
             stamp = int(time.time() + self.node_offset_s)
             data = {"address": ADDRESSES[request.url.host], "timestamp": stamp}
-            return httpx.Response(200, json={"data": data})
+            return httpx2.Response(200, json={"data": data})
         replies = self.script.get(request.url.host, [])
-        reply: Reply = replies.pop(0) if replies else httpx.Response(200, json=COMPLETION)
+        reply: Reply = replies.pop(0) if replies else httpx2.Response(200, json=COMPLETION)
         if isinstance(reply, Exception):
             raise reply
-        return reply if isinstance(reply, httpx.Response) else reply(request)
+        return reply if isinstance(reply, httpx2.Response) else reply(request)
 
-    def posts(self) -> list[httpx.Request]:
+    def posts(self) -> list[httpx2.Request]:
         return [r for r in self.seen if r.method == "POST"]
 
 
@@ -100,7 +100,7 @@ class Harness:
 
         return Sender(
             config,
-            transport=httpx.MockTransport(self.network.handler),
+            transport=httpx2.MockTransport(self.network.handler),
             sleep=sleep,
             on_notice=self.notices.append,
             pause=Pause(),
@@ -125,16 +125,16 @@ def bearer(**options: Any) -> SendConfig:
     return SendConfig(BearerAuth("obk-secret"), (Endpoint("http://a/v1"),), **options)
 
 
-def error(status: int, message: str, **headers: str) -> httpx.Response:
-    return httpx.Response(status, json={"error": message}, headers=headers)
+def error(status: int, message: str, **headers: str) -> httpx2.Response:
+    return httpx2.Response(status, json={"error": message}, headers=headers)
 
 
-def openai_error(status: int, message: str, **headers: str) -> httpx.Response:
+def openai_error(status: int, message: str, **headers: str) -> httpx2.Response:
     body = {"error": {"message": message, "type": "invalid_request_error", "code": status}}
-    return httpx.Response(status, json=body, headers=headers)
+    return httpx2.Response(status, json=body, headers=headers)
 
 
-def check_signed(request: httpx.Request, host: str) -> int:
+def check_signed(request: httpx2.Request, host: str) -> int:
     """Assert the request is signed for `host`'s address over its exact bytes; its timestamp."""
     stamp = int(request.headers["x-timestamp"])
     verify_with_address(
@@ -214,7 +214,7 @@ def test_failover_order_and_per_endpoint_signatures(harness: Harness) -> None:
     """On 429 and on a refused connection the next endpoint is tried, signed for its address."""
     harness.network.script = {
         "a": [error(429, "capacity reached", **{"Retry-After": "30"})],
-        "b": [httpx.ConnectError("refused")],
+        "b": [httpx2.ConnectError("refused")],
     }
     outcome = harness.send(signed("a", "b", "c"))
     assert [r.url.host for r in harness.network.posts()] == ["a", "b", "c"]
@@ -246,7 +246,7 @@ def test_fixed_timestamp_means_one_attempt(harness: Harness) -> None:
 
 def test_410_stops_at_once_with_the_broker_hint(harness: Harness) -> None:
     """A retired node is not retried; the hint says to use a broker with --auth bearer."""
-    gone = httpx.Response(
+    gone = httpx2.Response(
         410,
         json={"error": "deprecated", "message": "classic inference is deprecated; use devshard"},
         headers={"Deprecation": "true", "Link": '</devshard/v1>; rel="successor-version"'},
@@ -261,7 +261,7 @@ def test_410_stops_at_once_with_the_broker_hint(harness: Harness) -> None:
 
 def test_410_in_bearer_mode_says_the_url_is_a_node_not_a_gateway(harness: Harness) -> None:
     """Bearer requests sent to a retired node are told to point at a gateway, not to use bearer."""
-    gone = httpx.Response(
+    gone = httpx2.Response(
         410,
         json={"error": "deprecated", "message": "classic inference is deprecated; use devshard"},
         headers={"Deprecation": "true"},
@@ -275,8 +275,9 @@ def test_410_in_bearer_mode_says_the_url_is_a_node_not_a_gateway(harness: Harnes
     assert len(harness.network.posts()) == 1
 
 
-def moved(new_url: str) -> httpx.Response:
-    return httpx.Response(308, json={"status": 308, "message": "gateway moved", "new_url": new_url})
+def moved(new_url: str) -> httpx2.Response:
+    body = {"status": 308, "message": "gateway moved", "new_url": new_url}
+    return httpx2.Response(308, json=body)
 
 
 def test_308_new_url_is_reported_not_followed(harness: Harness) -> None:
@@ -330,10 +331,10 @@ def test_skew_is_measured_warned_once_and_retried_once(harness: Harness) -> None
     """A 'too old' refusal re-signs with the node's time once, with a single warning."""
     harness.network.node_offset_s = 90.0
 
-    def too_old_unless_corrected(request: httpx.Request) -> httpx.Response:
+    def too_old_unless_corrected(request: httpx2.Request) -> httpx2.Response:
         if int(request.headers["x-timestamp"]) < time.time_ns() + 60 * 10**9:
             return error(400, "signature is too old")
-        return httpx.Response(200, json=COMPLETION)
+        return httpx2.Response(200, json=COMPLETION)
 
     harness.network.script["a"] = [too_old_unless_corrected, too_old_unless_corrected]
 
@@ -362,7 +363,7 @@ def test_skew_that_persists_is_final(harness: Harness) -> None:
 def test_a_far_date_header_is_warned_about_before_any_refusal(harness: Harness) -> None:
     """A node whose Date is 45 s ahead is noticed once, and later requests use its time."""
     ahead = email.utils.formatdate(time.time() + 45, usegmt=True)
-    harness.network.script["a"] = [httpx.Response(200, json=COMPLETION, headers={"Date": ahead})]
+    harness.network.script["a"] = [httpx2.Response(200, json=COMPLETION, headers={"Date": ahead})]
 
     async def two_sends() -> int:
         async with harness.sender(signed("a"), clock=NanoClock()) as sender:
@@ -403,14 +404,14 @@ class CollectSink:
         self.raws.append(text)
 
 
-def stream_response(*parts: bytes, fail: Exception | None = None) -> httpx.Response:
+def stream_response(*parts: bytes, fail: Exception | None = None) -> httpx2.Response:
     async def body() -> AsyncIterator[bytes]:
         for part in parts:
             yield part
         if fail is not None:
             raise fail
 
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+    return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body())
 
 
 def send_streamed(harness: Harness, config: SendConfig) -> tuple[Outcome, CollectSink]:
@@ -440,7 +441,7 @@ def test_stream_is_delivered_live_and_assembled(harness: Harness) -> None:
 
 def test_stream_cut_after_content_is_not_retried(harness: Harness) -> None:
     """A stream that breaks after printing text is reported as cut off (exit 6), no retry."""
-    cut = stream_response(sse(chunk(content="Par")), fail=httpx.ReadError("connection reset"))
+    cut = stream_response(sse(chunk(content="Par")), fail=httpx2.ReadError("connection reset"))
     harness.network.script["a"] = [cut]
     with pytest.raises(NetworkError, match="cut off") as caught:
         send_streamed(harness, signed("a"))
@@ -494,14 +495,14 @@ def test_discovery_uses_only_usable_participants(harness: Harness) -> None:
 def test_whole_request_timeout_names_the_flag() -> None:
     """--timeout bounds the whole request and the error names the flag."""
 
-    async def slow(request: httpx.Request) -> httpx.Response:
+    async def slow(request: httpx2.Request) -> httpx2.Response:
         await asyncio.sleep(5)
-        return httpx.Response(200, json=COMPLETION)
+        return httpx2.Response(200, json=COMPLETION)
 
     config = signed("a", timeouts=Timeouts(total=0.05))
 
     async def go() -> None:
-        async with Sender(config, transport=httpx.MockTransport(slow)) as sender:
+        async with Sender(config, transport=httpx2.MockTransport(slow)) as sender:
             await sender.send(v.BODY)
 
     with pytest.raises(NetworkError, match=r"--timeout 0\.05") as caught:
@@ -511,7 +512,7 @@ def test_whole_request_timeout_names_the_flag() -> None:
 
 def test_connect_failures_exhaust_to_exit_6(harness: Harness) -> None:
     """A node that never answers ends in a network error naming the URL, after 1 + 5 attempts."""
-    harness.network.script["a"] = [httpx.ConnectError("refused")] * 6
+    harness.network.script["a"] = [httpx2.ConnectError("refused")] * 6
     with pytest.raises(NetworkError, match="could not connect to http://a/v1/chat/completions"):
         harness.send(signed("a"))
     assert len(harness.network.posts()) == 6
@@ -530,12 +531,12 @@ def test_model_nobody_serves_is_refused_before_sending(harness: Harness) -> None
 def test_no_usable_participant_is_a_config_error() -> None:
     """Discovery that yields nothing usable stops with a pointer to gonka endpoints."""
 
-    def empty(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"active_participants": {"participants": []}})
+    def empty(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"active_participants": {"participants": []}})
 
     async def go() -> None:
         config = SendConfig(SignedAuth(KEY), (), "http://a/v1")
-        async with Sender(config, transport=httpx.MockTransport(empty)) as sender:
+        async with Sender(config, transport=httpx2.MockTransport(empty)) as sender:
             await sender.send(v.BODY)
 
     with pytest.raises(ConfigError, match="no usable transfer agent"):

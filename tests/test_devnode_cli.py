@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
+import httpx2
 import pytest
 from typer.testing import CliRunner
 
@@ -52,7 +52,7 @@ def test_node_serves_three_tas_and_stops_cleanly_on_ctrl_c() -> None:
         listed = [line.split() for line in banner if line.strip().startswith("participant ")]
         urls = [(fields[2], fields[3]) for fields in listed]
         assert len(urls) == 3
-        with httpx.Client(timeout=10) as client:
+        with httpx2.Client(timeout=10) as client:
             discovery = client.get(urls[0][0] + "/v1/epochs/current/participants").json()
             entries = discovery["active_participants"]["participants"]
             assert [(e["inference_url"], e["index"]) for e in entries] == urls
@@ -75,7 +75,7 @@ def test_gateway_mode_prints_a_working_api_key_and_stops_on_sigterm() -> None:
         key = next(line.split()[-1] for line in banner if "api key:" in line)
         url = next(line.split()[-1] for line in banner if "listening on" in line)
         body = body_of(model="echo", messages=[{"role": "user", "content": "hi"}])
-        response = httpx.post(
+        response = httpx2.post(
             url + "/v1/chat/completions",
             content=body,
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},

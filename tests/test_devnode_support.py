@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from gonka_cli.keys import CURVE_ORDER, SigningKey
 from gonka_cli.signing import CLOCK, Scheme, sign, signature_headers
@@ -46,8 +46,8 @@ def signed_headers(
 
 
 def post_signed(
-    client: httpx.Client, url: str, body: bytes, transfer_address: str, **options: Any
-) -> httpx.Response:
+    client: httpx2.Client, url: str, body: bytes, transfer_address: str, **options: Any
+) -> httpx2.Response:
     """POST a signed chat request to a node's chat route."""
     headers = signed_headers(body, transfer_address, **options)
     return client.post(url + "/v1/chat/completions", content=body, headers=headers)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from gonka_cli.devnode import Account, NodeConfig, participant_key, start_node
@@ -34,8 +34,8 @@ def node() -> Iterator[RunningNode]:
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as http:
+def client() -> Iterator[httpx2.Client]:
+    with httpx2.Client(timeout=10) as http:
         yield http
 
 
@@ -44,13 +44,13 @@ def ta(node: RunningNode) -> str:
     return node.participants[0].address
 
 
-def error_of(response: httpx.Response) -> str:
+def error_of(response: httpx2.Response) -> str:
     message: str = response.json()["error"]
     return message
 
 
 def test_good_request_is_answered_with_the_signature_as_id(
-    node: RunningNode, client: httpx.Client, ta: str
+    node: RunningNode, client: httpx2.Client, ta: str
 ) -> None:
     """A correctly signed sample request gets 200, the echo answer, and id = signature."""
     body = payload()
@@ -69,7 +69,7 @@ def test_good_request_is_answered_with_the_signature_as_id(
 
 
 def test_stream_has_reasoning_usage_and_done(
-    node: RunningNode, client: httpx.Client, ta: str
+    node: RunningNode, client: httpx2.Client, ta: str
 ) -> None:
     """A streamed answer carries reasoning deltas, a final usage chunk and ends with [DONE]."""
     body = body_of(
@@ -90,7 +90,7 @@ def test_stream_has_reasoning_usage_and_done(
 
 
 def test_non_reasoning_model_has_no_reasoning(
-    node: RunningNode, client: httpx.Client, ta: str
+    node: RunningNode, client: httpx2.Client, ta: str
 ) -> None:
     """The plain `echo` model answers without reasoning_content."""
     body = body_of(model="echo", messages=[{"role": "user", "content": "hi"}])
@@ -98,7 +98,7 @@ def test_non_reasoning_model_has_no_reasoning(
     assert response.json()["choices"][0]["message"] == {"role": "assistant", "content": "Echo: hi"}
 
 
-def test_tampered_body_is_401(node: RunningNode, client: httpx.Client, ta: str) -> None:
+def test_tampered_body_is_401(node: RunningNode, client: httpx2.Client, ta: str) -> None:
     """Bytes that differ from the signed ones fail verification."""
     headers = signed_headers(payload(), ta)
     tampered = payload().replace(b"France", b"Spain")
@@ -107,7 +107,7 @@ def test_tampered_body_is_401(node: RunningNode, client: httpx.Client, ta: str) 
     assert error_of(response).startswith("Unable to validate request against PubKey: ")
 
 
-def test_high_s_signature_is_401(node: RunningNode, client: httpx.Client, ta: str) -> None:
+def test_high_s_signature_is_401(node: RunningNode, client: httpx2.Client, ta: str) -> None:
     """The high-S twin of a valid signature is refused, as libsecp256k1 refuses it."""
     headers = signed_headers(payload(), ta)
     headers["Authorization"] = high_s(headers["Authorization"])
@@ -121,7 +121,7 @@ def test_high_s_signature_is_401(node: RunningNode, client: httpx.Client, ta: st
     [(-61, "signature is too old"), (31, "signature is in the future")],
 )
 def test_timestamp_outside_window_is_400(
-    node: RunningNode, client: httpx.Client, ta: str, offset_s: int, message: str
+    node: RunningNode, client: httpx2.Client, ta: str, offset_s: int, message: str
 ) -> None:
     """Timestamps over 60 s old or over 30 s ahead of the node's clock are refused."""
     stamp = CLOCK.now_ns() + offset_s * SECOND
@@ -129,7 +129,7 @@ def test_timestamp_outside_window_is_400(
     assert (response.status_code, error_of(response)) == (400, message)
 
 
-def test_replay_is_400_and_counted(node: RunningNode, client: httpx.Client, ta: str) -> None:
+def test_replay_is_400_and_counted(node: RunningNode, client: httpx2.Client, ta: str) -> None:
     """A signature used once is refused the second time, and the node counts the replay."""
     headers = signed_headers(payload(), ta)
     before = node.stats.replays_refused
@@ -143,7 +143,7 @@ def test_replay_is_400_and_counted(node: RunningNode, client: httpx.Client, ta: 
     assert node.stats.replays_refused == before + 1
 
 
-def test_missing_authorization_is_401(node: RunningNode, client: httpx.Client, ta: str) -> None:
+def test_missing_authorization_is_401(node: RunningNode, client: httpx2.Client, ta: str) -> None:
     """Without Authorization the node answers 401 before looking at anything else."""
     headers = signed_headers(payload(), ta)
     del headers["Authorization"]
@@ -151,14 +151,14 @@ def test_missing_authorization_is_401(node: RunningNode, client: httpx.Client, t
     assert (response.status_code, error_of(response)) == (401, "Authorization is required")
 
 
-def test_missing_model_is_400(node: RunningNode, client: httpx.Client, ta: str) -> None:
+def test_missing_model_is_400(node: RunningNode, client: httpx2.Client, ta: str) -> None:
     """A signed body without a model is refused with the network's message."""
     body = body_of(messages=[{"role": "user", "content": "hi"}])
     response = post_signed(client, node.url, body, ta)
     assert (response.status_code, error_of(response)) == (400, "No model specified")
 
 
-def test_unknown_model_is_404(node: RunningNode, client: httpx.Client, ta: str) -> None:
+def test_unknown_model_is_404(node: RunningNode, client: httpx2.Client, ta: str) -> None:
     """A model not served this epoch is 404 once the signature verified."""
     body = body_of(model="nobody/serves-this", messages=[{"role": "user", "content": "hi"}])
     response = post_signed(client, node.url, body, ta)
@@ -176,7 +176,7 @@ def test_unknown_model_is_404(node: RunningNode, client: httpx.Client, ta: str) 
     ],
 )
 def test_malformed_bodies_are_400(
-    node: RunningNode, client: httpx.Client, ta: str, body: bytes, message: str
+    node: RunningNode, client: httpx2.Client, ta: str, body: bytes, message: str
 ) -> None:
     """Bodies that are not JSON (also too deep or with huge numbers), lack messages or use
     an unknown role are 400, never a crash of the node."""
@@ -185,7 +185,7 @@ def test_malformed_bodies_are_400(
     assert error_of(response).startswith(message)
 
 
-def test_checks_run_in_the_network_order(node: RunningNode, client: httpx.Client, ta: str) -> None:
+def test_checks_run_in_the_network_order(node: RunningNode, client: httpx2.Client, ta: str) -> None:
     """Each pair of faults is reported by the check that comes first in section 4."""
     url = node.url + "/v1/chat/completions"
     no_messages = body_of(model="echo")
@@ -199,7 +199,7 @@ def test_checks_run_in_the_network_order(node: RunningNode, client: httpx.Client
     assert old.status_code == 404  # model before the timestamp window
 
 
-def test_body_over_10_mib_is_413(node: RunningNode, client: httpx.Client, ta: str) -> None:
+def test_body_over_10_mib_is_413(node: RunningNode, client: httpx2.Client, ta: str) -> None:
     """A body over 10 MiB is refused with 413 before anything else."""
     filler = "x" * (10 * 1024 * 1024)
     body = body_of(model="echo", messages=[{"role": "user", "content": filler}])
@@ -208,7 +208,7 @@ def test_body_over_10_mib_is_413(node: RunningNode, client: httpx.Client, ta: st
 
 
 def test_each_participant_accepts_only_its_own_address(
-    node: RunningNode, client: httpx.Client
+    node: RunningNode, client: httpx2.Client
 ) -> None:
     """Discovery lists all three TAs; each verifies against its own address only."""
     listed = client.get(node.url + "/v1/epochs/current/participants").json()
@@ -223,7 +223,7 @@ def test_each_participant_accepts_only_its_own_address(
             assert response.status_code == (200 if target is signed_for else 401)
 
 
-def test_identity_and_reads(node: RunningNode, client: httpx.Client, ta: str) -> None:
+def test_identity_and_reads(node: RunningNode, client: httpx2.Client, ta: str) -> None:
     """Identity, models, params, accounts and the inference record answer as documented."""
     identity = client.get(node.url + "/v1/identity").json()
     assert identity["data"]["address"] == ta
@@ -239,7 +239,7 @@ def test_identity_and_reads(node: RunningNode, client: httpx.Client, ta: str) ->
     assert account["pubkey"] == KEY.public_key_b64
 
 
-def test_allowlist_refuses_other_tas_with_403(client: httpx.Client) -> None:
+def test_allowlist_refuses_other_tas_with_403(client: httpx2.Client) -> None:
     """With a non-empty TA allowlist, a TA not on it answers 403; one on it serves."""
     allowed = participant_key(0, 1).address
     with start_node(NodeConfig(participants=2, allowlist=(allowed,))) as node:
@@ -249,7 +249,7 @@ def test_allowlist_refuses_other_tas_with_403(client: httpx.Client) -> None:
         assert post_signed(client, inside.url, payload(), inside.address).status_code == 200
 
 
-def test_accounts_file_gates_requesters(tmp_path: Path, client: httpx.Client) -> None:
+def test_accounts_file_gates_requesters(tmp_path: Path, client: httpx2.Client) -> None:
     """With --accounts: unknown 500, no public key 500, poor 402, known 200."""
     no_key = SigningKey.from_secret(bytes(31) + b"\x07")
     poor = SigningKey.from_secret(bytes(31) + b"\x08")
@@ -273,7 +273,7 @@ def test_accounts_file_gates_requesters(tmp_path: Path, client: httpx.Client) ->
         assert post_signed(client, node.url, payload(), ta).status_code == 200
 
 
-def test_accounts_verify_with_the_published_key(client: httpx.Client) -> None:
+def test_accounts_verify_with_the_published_key(client: httpx2.Client) -> None:
     """A signature by a key other than the account's published one is 401."""
     impostor = SigningKey.from_secret(bytes(31) + b"\x0a")
     listed = Account(impostor.address, KEY.public_key, 10**9)
@@ -288,7 +288,7 @@ def test_accounts_verify_with_the_published_key(client: httpx.Client) -> None:
     [("raw", {Scheme.RAW}), ("both", {Scheme.RAW, Scheme.HASH})],
 )
 def test_scheme_selects_the_accepted_layouts(
-    client: httpx.Client, node_scheme: str, accepted: set[Scheme]
+    client: httpx2.Client, node_scheme: str, accepted: set[Scheme]
 ) -> None:
     """--scheme raw accepts only the legacy layout; both accepts either."""
     with start_node(NodeConfig(scheme=node_scheme)) as node:
@@ -298,7 +298,7 @@ def test_scheme_selects_the_accepted_layouts(
             assert response.status_code == (200 if scheme in accepted else 401)
 
 
-def test_clock_offset_moves_the_window(client: httpx.Client) -> None:
+def test_clock_offset_moves_the_window(client: httpx2.Client) -> None:
     """A node whose clock runs 120 s ahead refuses our now and accepts our now + 120 s."""
     with start_node(NodeConfig(clock_offset_s=120)) as node:
         ta = node.participants[0].address

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import bech32
-import httpx
+import httpx2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -369,7 +369,7 @@ def test_base_urls_of_any_text(text: str) -> None:
     url = ours(lambda: normalize_base_url(text))
     if url is not None:
         assert url.endswith("/v1")
-        assert httpx.URL(url + "/chat/completions").host
+        assert httpx2.URL(url + "/chat/completions").host
     ours(lambda: parse_endpoint(text + ";gonka1"))
 
 

@@ -4,7 +4,7 @@ Each command lives in a module of this package; `build_app` assembles them. `mai
 builds only the command being run (when the first argument names one), so that
 ``gonka sign`` neither imports the other commands' modules nor converts their
 options: start-up stays close to that of typer and coincurve alone. Heavy libraries
-(httpx, rich, the server) are imported inside the commands that need them.
+(httpx2, rich, the server) are imported inside the commands that need them.
 """
 
 from __future__ import annotations

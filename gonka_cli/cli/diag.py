@@ -1,6 +1,6 @@
 """Diagnostics: ``gonka endpoints``, ``gonka account``, ``gonka models``, ``gonka config show``.
 
-Heavy modules (httpx, rich) are imported inside the commands.
+Heavy modules (httpx2, rich) are imported inside the commands.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``gonka send-request``: send a chat request (signed, or with an API key) and show the answer.
 
-httpx, rich, httpx-sse and the dev node are imported inside the functions below, never
+httpx2, rich, httpx2's SSE parser and the dev node are imported inside the functions below, never
 at module level, so that ``gonka --help`` and ``gonka sign`` stay light.
 """
 

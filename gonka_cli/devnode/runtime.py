@@ -14,7 +14,7 @@ from gonka_cli.keys import SigningKey
 from gonka_cli.signing import Scheme
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2
 
 # (server address, client address) of a connection -> its transport, so that a fault
 # can close the connection without an answer, which ASGI itself cannot express.
@@ -53,7 +53,7 @@ class NodeRuntime:
     records: RecentRecords = field(default_factory=RecentRecords)
     pubkeys: dict[str, bytes] = field(default_factory=dict)
     transports: dict[TransportKey, asyncio.Transport] = field(default_factory=dict)
-    upstream: httpx.AsyncClient | None = None
+    upstream: httpx2.AsyncClient | None = None
     started_s: float = field(default_factory=time.time)
 
     def __post_init__(self) -> None:

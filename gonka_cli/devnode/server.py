@@ -140,9 +140,9 @@ class RunningNode:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self.config.upstream is not None:
-            import httpx
+            import httpx2
 
-            self.runtime.upstream = httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=10.0))
+            self.runtime.upstream = httpx2.AsyncClient(timeout=httpx2.Timeout(300.0, connect=10.0))
         try:
             protocol = _tracking_protocol(self.runtime.transports)
             for state in self.runtime.participants:

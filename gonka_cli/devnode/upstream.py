@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 from starlette.responses import Response, StreamingResponse
 
 from gonka_cli import jsontext
@@ -42,7 +42,7 @@ def rewrite_event_line(line: str, completion_id: str) -> str:
     return "data: " + json.dumps(chunk, separators=(",", ":"))
 
 
-async def _relay(response: httpx.Response, completion_id: str) -> AsyncIterator[bytes]:
+async def _relay(response: httpx2.Response, completion_id: str) -> AsyncIterator[bytes]:
     try:
         async for line in response.aiter_lines():
             yield (rewrite_event_line(line, completion_id) + "\n").encode()
@@ -52,7 +52,7 @@ async def _relay(response: httpx.Response, completion_id: str) -> AsyncIterator[
 
 
 async def forward(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     base_url: str,
     api_key: str | None,
     chat: Mapping[str, Any],
@@ -70,7 +70,7 @@ async def forward(
     )
     try:
         response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         return refuse(500, f"Inference node response with an error: {exc!r}")
     if response.status_code >= 400:
         return await _upstream_error(response, refuse)
@@ -80,7 +80,7 @@ async def forward(
         )
     try:
         answer = jsontext.loads(await response.aread())
-    except (httpx.HTTPError, json.JSONDecodeError) as exc:
+    except (httpx2.HTTPError, json.JSONDecodeError) as exc:
         return refuse(500, f"Inference node response with an error: {exc!r}")
     finally:
         await response.aclose()
@@ -89,11 +89,11 @@ async def forward(
     return Response(json.dumps(answer), headers=dict(headers), media_type="application/json")
 
 
-async def _upstream_error(response: httpx.Response, refuse: Refuse) -> Response:
+async def _upstream_error(response: httpx2.Response, refuse: Refuse) -> Response:
     """Proxy an upstream 4xx as it is; turn 5xx into the network's 500."""
     try:
         body = await response.aread()
-    except httpx.HTTPError:
+    except httpx2.HTTPError:
         body = b""
     finally:
         await response.aclose()
