@@ -11,7 +11,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from gonka_cli.batch_stats import Snapshot
+from gonka_cli.batch.stats import Snapshot
 
 
 def _eta(snapshot: Snapshot) -> str:

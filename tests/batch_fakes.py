@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gonka_cli.batch_runner import SendFn, SendHooks
+from gonka_cli.batch.runner import SendFn, SendHooks
 
 TRANSFER = "gonka1jwrv4q8hpxc354pr87pt0pkulaep67e9s4z0ym"
 

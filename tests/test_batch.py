@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from gonka_cli.batch import BatchPlan, BatchSource, run_batch
-from gonka_cli.batch_inputs import Shard
-from gonka_cli.batch_results import read_results
-from gonka_cli.batch_stats import BatchStats
+from gonka_cli.batch.inputs import Shard
+from gonka_cli.batch.plan import BatchPlan, BatchSource, run_batch
+from gonka_cli.batch.results import read_results
+from gonka_cli.batch.stats import BatchStats
 from gonka_cli.errors import Interrupted, NetworkError, PartialFailure, UsageError
 from tests.batch_fakes import EchoSender, body, content_of, sender_factory, write_requests
 

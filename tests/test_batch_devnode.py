@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from gonka_cli.batch import BatchPlan, BatchSource, client_sender, run_batch
-from gonka_cli.batch_inputs import Shard
-from gonka_cli.batch_results import read_results
-from gonka_cli.batch_stats import BatchStats
+from gonka_cli.batch.inputs import Shard
+from gonka_cli.batch.plan import BatchPlan, BatchSource, client_sender, run_batch
+from gonka_cli.batch.results import read_results
+from gonka_cli.batch.stats import BatchStats
 from gonka_cli.devnode import NodeConfig, fault_sequence, start_node
 from gonka_cli.endpoints import Endpoint
 from gonka_cli.errors import PartialFailure

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from gonka_cli.batch_inputs import (
+from gonka_cli.batch.inputs import (
     Item,
     Shard,
     check_unique_files,

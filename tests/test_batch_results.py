@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gonka_cli import batch_results
-from gonka_cli.batch_results import (
+from gonka_cli.batch import results as batch_results
+from gonka_cli.batch.results import (
     FileSink,
     Result,
     ResultsWriter,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from gonka_cli.batch_inputs import Item
-from gonka_cli.batch_results import Result, ResultsWriter
-from gonka_cli.batch_runner import BatchRunner, PauseGate, RateLimiter, RunOptions
-from gonka_cli.batch_stats import BatchStats
+from gonka_cli.batch.inputs import Item
+from gonka_cli.batch.results import Result, ResultsWriter
+from gonka_cli.batch.runner import BatchRunner, PauseGate, RateLimiter, RunOptions
+from gonka_cli.batch.stats import BatchStats
 from gonka_cli.errors import HTTPClientError, HTTPServerError, NetworkError
 from tests.batch_fakes import EchoSender, FakeOutcome, body, echo_outcome
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 from rich.console import Console
 
-from gonka_cli.batch_stats import (
+from gonka_cli.batch.stats import (
     BatchStats,
     PlainProgress,
     Snapshot,

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gonka_cli import hd, keystore
-from gonka_cli.batch_inputs import iter_jsonl, load, parse_jsonl_line, parse_shard
+from gonka_cli.batch.inputs import iter_jsonl, load, parse_jsonl_line, parse_shard
 from gonka_cli.endpoints import (
     normalize_base_url,
     parse_allowlist,

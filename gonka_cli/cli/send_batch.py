@@ -3,7 +3,7 @@
 ``send-request`` turns into a batch with ``--dir``, ``--jsonl``, ``--file`` given more
 than once, or any of ``--output-file``, ``--output-dir``, ``--resume``, ``--shard``.
 Every request still goes through the single-request client (`gonka_cli.client.Sender`);
-the runner is `gonka_cli.batch.run_batch`.
+the runner is `gonka_cli.batch.plan.run_batch`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from gonka_cli.cli._common import warn
 from gonka_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from gonka_cli.batch import BatchPlan
+    from gonka_cli.batch.plan import BatchPlan
     from gonka_cli.client import Notice
     from gonka_cli.keys import SigningKey
     from gonka_cli.payloads import Overrides
@@ -164,8 +164,8 @@ class BatchArgs:
 
     def plan(self, overrides: Overrides) -> BatchPlan:
         """The runner's plan."""
-        from gonka_cli.batch import BatchPlan, BatchSource
-        from gonka_cli.batch_inputs import parse_shard
+        from gonka_cli.batch.inputs import parse_shard
+        from gonka_cli.batch.plan import BatchPlan, BatchSource
 
         source = BatchSource(self.directory, self.recursive, self.glob, self.files, self.jsonl)
         return BatchPlan(
@@ -208,7 +208,7 @@ class BatchJob:
         self, settings: Settings, *, dev: bool = False, dev_key: SigningKey | None = None
     ) -> None:
         """Resolve keys and endpoints, then run the batch (raises PartialFailure/Interrupted)."""
-        from gonka_cli.batch import client_sender, run_batch
+        from gonka_cli.batch.plan import client_sender, run_batch
         from gonka_cli.settings import AuthMode, send_config
 
         plan = self.args.plan(self.overrides)

@@ -1,9 +1,9 @@
 """The batch runner: many requests, concurrent, rate-limited, interruptible.
 
-Inputs (:mod:`gonka_cli.batch_inputs`) are consumed lazily; at most ``concurrency``
+Inputs (:mod:`gonka_cli.batch.inputs`) are consumed lazily; at most ``concurrency``
 requests are in flight, launched no faster than ``rate`` per second and never while the
 shared :class:`PauseGate` is closed (a 429/503 ``Retry-After`` closes it for everyone).
-Each finished input becomes exactly one results line (:mod:`gonka_cli.batch_results`).
+Each finished input becomes exactly one results line (:mod:`gonka_cli.batch.results`).
 
 Stopping: ``interrupt()`` once (first Ctrl-C) stops launching and lets the requests in
 flight finish; twice cancels them (a cancelled request writes no line, so ``--resume``
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gonka_cli.batch_inputs import NO_OVERRIDES, Item, load
-from gonka_cli.batch_results import Result, ResultsWriter, write_body_file
-from gonka_cli.batch_stats import BatchStats, NoProgress, ProgressView, Snapshot
+from gonka_cli.batch.inputs import NO_OVERRIDES, Item, load
+from gonka_cli.batch.results import Result, ResultsWriter, write_body_file
+from gonka_cli.batch.stats import BatchStats, NoProgress, ProgressView, Snapshot
 from gonka_cli.errors import GonkaError, HTTPError, NetworkError, UsageError
 from gonka_cli.jsontext import loads
 from gonka_cli.payloads import Overrides

@@ -3,10 +3,10 @@
 This module is the entry point the command line calls (:func:`run_batch`); the parts
 live beside it:
 
-- :mod:`gonka_cli.batch_inputs`  inputs streamed from --dir, --file, --jsonl; --shard
-- :mod:`gonka_cli.batch_results` the OpenAI Batch results file, crash-safe, resumable
-- :mod:`gonka_cli.batch_runner`  concurrency, rate, pause gate, Ctrl-C, fail-fast
-- :mod:`gonka_cli.batch_stats`   statistics, progress line and summary
+- :mod:`gonka_cli.batch.inputs`  inputs streamed from --dir, --file, --jsonl; --shard
+- :mod:`gonka_cli.batch.results` the OpenAI Batch results file, crash-safe, resumable
+- :mod:`gonka_cli.batch.runner`  concurrency, rate, pause gate, Ctrl-C, fail-fast
+- :mod:`gonka_cli.batch.stats`   statistics, progress line and summary
 - :mod:`gonka_cli.render_batch`  the rich progress bar (only on a terminal)
 
 The HTTP side is handed in as `open_sender`: given the runner's hooks (the shared pause
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TextIO
 
-from gonka_cli.batch_inputs import (
+from gonka_cli.batch.inputs import (
     DEFAULT_GLOB,
     NO_OVERRIDES,
     Item,
@@ -39,9 +39,9 @@ from gonka_cli.batch_inputs import (
     iter_jsonl,
     select,
 )
-from gonka_cli.batch_results import FileSink, LineSink, ResultsWriter, StreamSink, prepare_resume
-from gonka_cli.batch_runner import DEFAULT_CONCURRENCY, BatchRunner, RunOptions, SendFn, SendHooks
-from gonka_cli.batch_stats import (
+from gonka_cli.batch.results import FileSink, LineSink, ResultsWriter, StreamSink, prepare_resume
+from gonka_cli.batch.runner import DEFAULT_CONCURRENCY, BatchRunner, RunOptions, SendFn, SendHooks
+from gonka_cli.batch.stats import (
     BatchStats,
     NoProgress,
     PlainProgress,

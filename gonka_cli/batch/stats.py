@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gonka_cli.batch_results import Result
+from gonka_cli.batch.results import Result
 from gonka_cli.errors import ExitCode
 
 Clock = Callable[[], float]

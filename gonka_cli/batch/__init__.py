@@ -1,0 +1,1 @@
+"""Batches: inputs, the plan, the concurrent runner, the results file and the statistics."""
