@@ -542,8 +542,10 @@ def test_no_command_prints_a_secret_except_export_and_the_one_time_mnemonic(
             if not allowed_hex:
                 assert all(form not in text for form in hex_forms), (label, stream)
             assert v.MNEMONIC not in text, (label, stream)
-            assert "junk" not in text, (label, stream)
-            assert "jank" not in text, (label, stream)
+            # a fresh random mnemonic may itself hold the word "junk" (about 1 run in 85)
+            rest = text.replace(new_words, "") if allowed_words else text
+            assert "junk" not in rest, (label, stream)
+            assert "jank" not in rest, (label, stream)
             if not allowed_words:
                 assert new_words not in text, (label, stream)
     assert fresh.stderr.count(new_words) == 1
