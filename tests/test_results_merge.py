@@ -204,3 +204,14 @@ def test_bad_arguments_are_exit_2_and_write_nothing(tmp_path: Path, bad: str) ->
     assert result.stderr.startswith("error: ")
     assert not out.exists()
     assert result.stdout == ""
+
+
+def test_json_summary_survives_a_custom_id_that_is_not_utf8(tmp_path: Path) -> None:
+    """A JSONL custom_id holding a lone surrogate is listed exactly, as a JSON escape."""
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"custom_id": "\\ud800", "body": {"model": "m", "messages": []}}\n')
+    part = write_part(tmp_path / "p.jsonl", [])
+    result = merge(str(tmp_path / "o.jsonl"), str(part), "--jsonl", str(source), "-o", "json")
+    assert result.exit_code == 8
+    assert '"\\ud800"' in result.stdout
+    assert json.loads(result.stdout)["missing"] == ["\ud800"]

@@ -244,3 +244,26 @@ def test_report_of_a_missing_file_is_exit_2() -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.startswith("error: /nonexistent/results.jsonl: cannot read")
+
+
+def test_lone_surrogates_in_the_file_cannot_break_any_output(tmp_path: Path) -> None:
+    """A `\\ud800` escape in an endpoint or error code (valid JSON, not UTF-8) is spelled
+    out in JSON, text and HTML rather than failing to encode."""
+    source = tmp_path / "odd.jsonl"
+    lines = [
+        '{"custom_id":"a","error":null,"response":{"status_code":200},'
+        '"x_gonka":{"endpoint":"http://ta/\\ud800","latency_s":0.1}}',
+        '{"custom_id":"b","error":{"code":"x\\udfff"},"response":null,"x_gonka":null}',
+    ]
+    source.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    as_json = runner.invoke(app, ["results", "report", str(source), "-o", "json"])
+    assert as_json.exit_code == 0, as_json.stderr
+    report = json.loads(as_json.stdout)
+    assert report["errors"] == {"x\\udfff": 1}
+    assert report["endpoints"][1]["endpoint"] == "http://ta/\\ud800"
+    page = tmp_path / "odd.html"
+    as_text = runner.invoke(app, ["results", "report", str(source), "--html", str(page)])
+    assert as_text.exit_code == 0, as_text.stderr
+    assert "x\\udfff" in as_text.stdout
+    assert "http://ta/\\ud800" in page.read_text(encoding="utf-8")

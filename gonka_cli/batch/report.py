@@ -88,7 +88,7 @@ class Report:
             self.errors[_error_code(record.get("error"))] += 1
 
     def _endpoint(self, name: Any) -> EndpointStats:
-        key = name if isinstance(name, str) and name else NO_ENDPOINT
+        key = clean(name) if isinstance(name, str) and name else NO_ENDPOINT
         return self.endpoints.setdefault(key, EndpointStats())
 
     def _add_success(
@@ -171,7 +171,13 @@ def _tokens(usage: dict[str, Any], key: str) -> int:
 
 def _error_code(error: Any) -> str:
     code = _dict(error).get("code")
-    return code if isinstance(code, str) and code else "error"
+    return clean(code) if isinstance(code, str) and code else "error"
+
+
+def clean(text: str) -> str:
+    """`text` as valid UTF-8: a lone surrogate (a ``"\\ud800"`` escape in the file) is
+    spelled out as ``\\ud800``, so that no output of the report can fail to encode."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _endpoint_json(name: str, stats: EndpointStats) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from html import escape
 from gonka_cli.batch.report import (
     Report,
     bucket_label,
+    clean,
     histogram,
     shown_buckets,
     summary,
@@ -34,6 +35,7 @@ svg text{font:11px system-ui,sans-serif;fill:#333}
 
 def render_html(report: Report, *, title: str) -> str:
     """The whole page for `report`; `title` names the results file."""
+    title = clean(title)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -7,6 +7,7 @@ shown with rich on a terminal, plain when piped, as JSON, or as an HTML page.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -14,11 +15,11 @@ import tempfile
 from contextlib import ExitStack
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gonka_cli.cli._common import GonkaGroup, emit, emit_json, help_markup
+from gonka_cli.cli._common import GonkaGroup, emit, help_markup
 from gonka_cli.cli.send_batch import (
     DirOpt,
     GlobOpt,
@@ -93,7 +94,7 @@ def merge_command(
     report = merge(out, parts, ids)
     again = _send_again(source, chosen, out) if report.not_done else None
     if output is ReportOutput.json:
-        emit_json({**report.as_json(), "output_file": str(out), "send_again": again})
+        _emit_json({**report.as_json(), "output_file": str(out), "send_again": again})
     else:
         for line in format_merge(report, out):
             sys.stderr.write(line + "\n")
@@ -181,7 +182,7 @@ def report_command(
 
         _write_text(html, render_html(report, title=file.name))
     if output is ReportOutput.json:
-        emit_json(report.as_json())
+        _emit_json(report.as_json())
     elif sys.stdout.isatty():
         from rich.console import Console
 
@@ -191,6 +192,18 @@ def report_command(
     else:
         for line in format_text(report):
             emit(line)
+
+
+def _emit_json(value: dict[str, Any]) -> None:
+    """One JSON document on stdout (indented on a terminal); a custom_id holding a lone
+    surrogate cannot be UTF-8, so then every non-ASCII character is escaped instead."""
+    indent = 2 if sys.stdout.isatty() else None
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, indent=indent)
+    emit(text)
 
 
 def _write_text(path: Path, text: str) -> None:
