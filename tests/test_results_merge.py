@@ -215,3 +215,30 @@ def test_json_summary_survives_a_custom_id_that_is_not_utf8(tmp_path: Path) -> N
     assert result.exit_code == 8
     assert '"\\ud800"' in result.stdout
     assert json.loads(result.stdout)["missing"] == ["\ud800"]
+
+
+def test_the_suggested_command_completes_the_merge(tmp_path: Path) -> None:
+    """Run the hint's command (against a dev node): it sends only the missing and failed
+    inputs, and merging OUT alone is then complete."""
+    directory = tmp_path / "requests"
+    directory.mkdir()
+    for i in range(6):
+        body = {"model": "echo", "messages": [{"role": "user", "content": f"q{i}"}]}
+        (directory / f"r{i}.json").write_text(json.dumps(body))
+    part = write_part(
+        tmp_path / "p.jsonl",
+        [record("r0.json", "0"), record("r1.json", "1", ok=False), record("r3.json", "3")],
+    )
+    out = tmp_path / "all.jsonl"
+    first = merge(str(out), str(part), "--dir", str(directory))
+    assert first.exit_code == 8
+    command = shlex.split(first.stderr.split("hint: send only those: ", 1)[1].strip())
+    assert command[:2] == ["gonka", "send-request"]
+    sent = CliRunner().invoke(app, [*command[1:], "--dev", "--quiet"])
+    assert sent.exit_code == 0, sent.stderr
+    assert "resume: 2 input(s) already done" in sent.stderr
+    assert "batch: 4 requests finished" in sent.stderr
+    again = merge(str(out), str(out), "--dir", str(directory))
+    assert again.exit_code == 0, again.stderr
+    assert [r["custom_id"] for r in read_results(out)] == [f"r{i}.json" for i in range(6)]
+    assert tags(out)[0] == ("r0.json", "0")
