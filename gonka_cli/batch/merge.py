@@ -70,7 +70,7 @@ def parse_record(raw: bytes) -> dict[str, Any] | None:
     return record
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per input: 200,000 of them
 class _Pick:
     part: int
     offset: int
