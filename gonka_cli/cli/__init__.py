@@ -21,6 +21,7 @@ from gonka_cli.cli._common import GonkaGroup, help_markup
 # name -> (module in this package, attribute, whether it is a sub-app), in help order.
 COMMANDS: dict[str, tuple[str, str, bool]] = {
     "send-request": ("send", "send_request_command", False),
+    "results": ("results", "app", True),
     "sign": ("signature", "sign_command", False),
     "verify": ("signature", "verify_command", False),
     "keys": ("keys", "app", True),

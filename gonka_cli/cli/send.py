@@ -38,6 +38,7 @@ from gonka_cli.cli.send_batch import (  # issue 6: batch sending
     RateOpt,
     RecursiveOpt,
     ResumeOpt,
+    ShardCountOpt,
     ShardOpt,
     refuse_single_only,
 )
@@ -262,6 +263,7 @@ def send_request_command(
     glob: GlobOpt = "*.json",
     jsonl: JsonlOpt = None,
     shard: ShardOpt = None,
+    shard_count: ShardCountOpt = None,
     output_file: OutputFileOpt = None,
     output_dir: OutputDirOpt = None,
     resume: ResumeOpt = False,
@@ -316,7 +318,7 @@ def send_request_command(
     )
     batch = BatchArgs(
         tuple(file or ()), batch_dir, recursive, glob, jsonl, shard, output_file, output_dir,
-        resume, concurrency, rate, fail_fast, quiet,
+        resume, concurrency, rate, fail_fast, quiet, shard_count,
     )  # fmt: skip
     if batch.requested():  # issue 6: many requests through the same Sender
         refuse_single_only(
