@@ -102,6 +102,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("follow_moved", "--follow-moved", ("GONKA_FOLLOW_MOVED",), Kind.BOOL, False),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
+# What a kind of value is called in messages ("expected an integer").
+_WANTED = {
+    Kind.TEXT: "text",
+    Kind.INT: "an integer",
+    Kind.FLOAT: "a number",
+    Kind.BOOL: "true or false",
+    Kind.LIST: "a list of strings",
+}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -214,14 +222,14 @@ def _check(setting: Setting, value: Any, origin: str) -> Any:
         if setting.kind is Kind.FLOAT and not isinstance(value, bool):
             return float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{origin}: expected a {setting.kind.value}, got {value!r}") from None
+        raise ConfigError(f"{origin}: expected {_WANTED[setting.kind]}, got {value!r}") from None
     if setting.kind is Kind.LIST:
         items = [value] if isinstance(value, str) else value
         if isinstance(items, list | tuple) and all(isinstance(item, str) for item in items):
             return tuple(items)
     elif isinstance(value, bool if setting.kind is Kind.BOOL else str):
         return value
-    raise ConfigError(f"{origin}: {setting.name} expects a {setting.kind.value}, got {value!r}")
+    raise ConfigError(f"{origin}: {setting.name} expects {_WANTED[setting.kind]}, got {value!r}")
 
 
 def config_path() -> Path:

@@ -40,7 +40,7 @@ from gonka_cli.cli.send_batch import (  # issue 6: batch sending
     ShardOpt,
     refuse_single_only,
 )
-from gonka_cli.errors import Interrupted, UsageError
+from gonka_cli.errors import HTTPClientError, Interrupted, UsageError
 
 if TYPE_CHECKING:
     from gonka_cli.client import Notice, Outcome
@@ -447,7 +447,22 @@ class _Job:
         if self.dry_run is not None:
             run_async(_dry_run(config, body, self.dry_run, settings, consoles))
             return
-        _send_and_show(config, body, self.view, consoles)
+        try:
+            _send_and_show(config, body, self.view, consoles)
+        except HTTPClientError as exc:
+            self._explain_own_timestamp(exc)
+            raise
+
+    def _explain_own_timestamp(self, exc: HTTPClientError) -> None:
+        """A timestamp the user gave is not a clock to fix: say it is out of the window."""
+        from gonka_cli.transport import CLOCK_HINT
+
+        if self.timestamp is not None and exc.hint == CLOCK_HINT:
+            exc.hint = (
+                f"--timestamp {self.timestamp} is outside the window the node accepts (60 s "
+                "behind to 30 s ahead of its clock): drop --timestamp to sign with the "
+                "current time"
+            )
 
 
 def _run_dev(flags: dict[str, Any], profile: str | None, job: _Job | BatchJob) -> None:
@@ -526,6 +541,7 @@ def _show(outcome: Outcome, view: View, consoles: Consoles) -> None:
 
     if view.output is SendOutput.json:
         print_json(consoles.out, {**outcome.response, "gonka": outcome.meta()})
+    _explain_cut(outcome.response, view, consoles)
     if view.usage:
         print_line(consoles.err, "usage: " + usage_text(outcome.usage, outcome.meta()), "dim")
     if view.usage or view.verbose:
@@ -534,6 +550,25 @@ def _show(outcome: Outcome, view: View, consoles: Consoles) -> None:
         if view.verbose:
             facts = {**meta, **facts}
         print_facts(consoles.err, facts)
+
+
+def _explain_cut(response: dict[str, Any], view: View, consoles: Consoles) -> None:
+    """``finish_reason: length`` said on stderr: an answer cut short (or empty) is otherwise
+    silent, since the text on stdout just stops."""
+    from gonka_cli.render import notice
+
+    choices = response.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    if not isinstance(first, dict) or first.get("finish_reason") != "length":
+        return
+    message = first.get("message")
+    message = message if isinstance(message, dict) else {}
+    note = "finish_reason: length (the answer was cut off by max_tokens; raise --max-tokens)"
+    if not message.get("content") and view.output is SendOutput.text:
+        note += "; stdout got nothing"
+        if message.get("reasoning_content") or message.get("reasoning"):
+            note += " (every token went to reasoning)"
+    notice(consoles.err, note, "warning")
 
 
 async def _dry_run(
@@ -558,6 +593,30 @@ async def _dry_run(
         print_json(consoles.out, dryrun.as_json(*parts, extra))
     else:
         origin = api_key_origin(settings) if sender.bearer else None
-        key_ref = dryrun.key_reference(origin, settings.text(origin) if origin else None)
-        body_file = None if body.changed or body.source.startswith("<") else body.source
+        key_ref = dryrun.key_reference(origin, _absolute(origin, settings))
+        body_file = _body_file(body)
         print_line(consoles.out, dryrun.as_curl(*parts, body_file=body_file, key_ref=key_ref))
+
+
+def _body_file(body: ChatBody) -> str | None:
+    """The body's file as an absolute path (the curl command then works from any
+    directory), when it holds exactly the bytes sent; else None (the bytes are inlined)."""
+    from pathlib import Path
+
+    if body.changed or body.source.startswith("<"):
+        return None
+    path = Path(body.source).expanduser().resolve()
+    try:
+        return str(path) if path.read_bytes() == body.data else None  # a BOM was dropped
+    except OSError:
+        return None
+
+
+def _absolute(origin: str | None, settings: Settings) -> str | None:
+    """The API key's source for the curl command; a key file as an absolute path."""
+    from pathlib import Path
+
+    value = settings.text(origin) if origin else None
+    if origin == "api_key_file" and value:
+        return str(Path(value).expanduser().resolve())
+    return value
