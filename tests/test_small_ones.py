@@ -180,3 +180,39 @@ def test_a_gonka_home_that_is_a_file_is_an_error(tmp_path: Path) -> None:
         assert done.returncode == 7
         assert f"$GONKA_HOME={a_file} is not a directory" in done.stderr
         assert "no keys yet" not in done.stdout + done.stderr
+
+
+def test_top_level_help_shows_whole_summaries(tmp_path: Path) -> None:
+    """Piped `gonka --help` lists every command with its whole one-line summary, no "..."."""
+    from gonka_cli.cli import COMMANDS, SUMMARIES
+
+    done = gonka("--help", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    commands = done.stdout.split("Commands:")[1]
+    assert "..." not in commands
+    for name in COMMANDS:
+        assert f"{name}  " in commands
+        assert SUMMARIES[name] in commands
+
+
+def test_shell_completion(tmp_path: Path) -> None:
+    """--show-completion prints a script for the shell; the completion it calls answers
+    command names and options; --install-completion is offered in the help."""
+    shown = gonka("--show-completion", "bash", home=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "_GONKA_COMPLETE=complete_bash" in shown.stdout
+    assert "--install-completion" in gonka("--help", home=tmp_path).stdout
+    names = gonka(
+        home=tmp_path,
+        env={"_GONKA_COMPLETE": "complete_bash", "COMP_WORDS": "gonka se", "COMP_CWORD": "1"},
+    )
+    assert names.stdout.split() == ["send-request"]
+    options = gonka(
+        home=tmp_path,
+        env={
+            "_GONKA_COMPLETE": "complete_bash",
+            "COMP_WORDS": "gonka send-request --base",
+            "COMP_CWORD": "2",
+        },
+    )
+    assert options.stdout.split() == ["--base-url"]
