@@ -82,11 +82,10 @@ def build_app(only: str | None = None) -> typer.Typer:
         if only is not None and name != only:
             continue
         target = getattr(importlib.import_module(f"gonka_cli.cli.{module}"), attribute)
-        summary = {"short_help": SUMMARIES[name]} if name in SUMMARIES else {}
         if is_group:
-            app.add_typer(target, name=name, **summary)
+            app.add_typer(target, name=name, short_help=SUMMARIES.get(name))
         else:
-            app.command(name, **summary)(target)
+            app.command(name, short_help=SUMMARIES.get(name))(target)
     return app
 
 
