@@ -417,7 +417,7 @@ class AuthMode(StrEnum):
 
 @dataclass(frozen=True)
 class SignedAuth:
-    """Signed requests to a transfer agent (PROTOCOL.md sections 1 and 2)."""
+    """Signed requests to a transfer agent (docs/protocol.md sections 1 and 2)."""
 
     key: SigningKey
     scheme: Scheme = Scheme.HASH
@@ -425,7 +425,7 @@ class SignedAuth:
 
 @dataclass(frozen=True)
 class BearerAuth:
-    """``Authorization: Bearer <key>`` to a broker or gateway (PROTOCOL.md section 10)."""
+    """``Authorization: Bearer <key>`` to a broker or gateway (docs/protocol.md section 10)."""
 
     api_key: str = field(repr=False)
 

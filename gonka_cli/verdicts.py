@@ -51,7 +51,7 @@ def judge(
     bearer: bool,
     body: str = "",
 ) -> Verdict:
-    """Decide what an error answer means (PROTOCOL.md sections 4 and 10)."""
+    """Decide what an error answer means (docs/protocol.md sections 4 and 10)."""
     lowered = message.lower()
     hint = _hint(status, lowered, bearer, headers)
     if 300 <= status < 400:

@@ -129,7 +129,7 @@ def emit_json(value: Any) -> None:
 
 
 class SchemeChoice(StrEnum):
-    """Signed-message layouts (PROTOCOL.md section 1)."""
+    """Signed-message layouts (docs/protocol.md section 1)."""
 
     hash = "hash"
     raw = "raw"
