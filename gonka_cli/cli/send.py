@@ -299,6 +299,9 @@ def send_request_command(
     """Send a chat request and print the answer: signed to a transfer agent, or with an
     API key to a broker or gateway (how Gonka mainnet is reached since v0.2.14).
 
+    The destination decides the way in: --base-url or GONKA_BROKER_URL sends Bearer;
+    --node-address, --endpoint, --source-url or --dev signs (--auth settles a tie).
+
     The body is sent byte for byte as given (overrides re-encode it compactly). A
     prompt (TEXT not starting with '{', or --prompt) becomes a one-message chat request
     for --model, else GONKA_MODEL or the profile's model, else the endpoint's first model.
