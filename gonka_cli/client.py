@@ -43,7 +43,7 @@ from gonka_cli.transport import (
 from gonka_cli.verdicts import WARN_SKEW_NS, Verdict, date_offset_ns, judge, measure_offset_ns
 
 JSON_HEADERS = {"Content-Type": "application/json"}
-MAX_SIGNED_BODY_BYTES = 10 * 1024 * 1024  # PROTOCOL.md section 4: a TA answers 413 above it
+MAX_SIGNED_BODY_BYTES = 10 * 1024 * 1024  # docs/protocol.md section 4: a TA answers 413 above it
 
 
 # --- Authentication -----------------------------------------------------------------------

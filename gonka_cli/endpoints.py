@@ -1,4 +1,4 @@
-"""Where requests go: endpoints, discovery (PROTOCOL.md section 5), choice and failover.
+"""Where requests go: endpoints, discovery (docs/protocol.md section 5), choice and failover.
 
 An `Endpoint` is a base URL ending in ``/v1`` and, for signed requests, the transfer
 address the signature is bound to (empty until known). The parsing and choosing here

@@ -67,7 +67,7 @@ def judge(
     bearer: bool,
     body: str = "",
 ) -> Verdict:
-    """Decide what an error answer means (PROTOCOL.md sections 4 and 10)."""
+    """Decide what an error answer means (docs/protocol.md sections 4 and 10)."""
     lowered = message.lower()
     wrong_way = wrong_way_in(status, lowered, bearer, body)
     if wrong_way:  # the same request would fail the same way everywhere: no retry

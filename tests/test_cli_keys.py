@@ -40,7 +40,7 @@ def passphrase(monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def body_file(tmp_path: Path) -> Path:
-    """The PROTOCOL.md section 8 request body in a file."""
+    """The docs/protocol.md section 8 request body in a file."""
     path = tmp_path / "body.json"
     path.write_bytes(v.BODY)
     return path
@@ -157,7 +157,7 @@ def test_add_json_carries_the_mnemonic_and_no_backup_hides_it() -> None:
 
 @pytest.mark.usefixtures("passphrase")
 def test_recover_derives_the_vector_and_does_not_echo_the_words() -> None:
-    """--recover with piped words gives the PROTOCOL.md address and never prints the words."""
+    """--recover with piped words gives the docs/protocol.md address and never prints the words."""
     result = _recover()
     assert result.stdout == v.PRIVATE_KEY_ADDRESS + "\n"
     assert "junk" not in result.stdout + result.stderr
