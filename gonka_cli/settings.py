@@ -538,7 +538,7 @@ def _bearer_url(settings: Settings) -> str:
 
 def signing_configured(settings: Settings) -> bool:
     """Whether a signing key is configured (nothing is decrypted or asked)."""
-    from gonka_cli.keysource import signing_key_configured
+    from gonka_cli.keys.selection import signing_key_configured
 
     return signing_key_configured(
         key=settings.text("key"),
@@ -548,8 +548,8 @@ def signing_configured(settings: Settings) -> bool:
 
 
 def signing_key(settings: Settings) -> SigningKey:
-    """The signing key, in the order `gonka_cli.keysource` documents."""
-    from gonka_cli.keysource import resolve_signing_key
+    """The signing key, in the order `gonka_cli.keys.selection` documents."""
+    from gonka_cli.keys.selection import resolve_signing_key
 
     return resolve_signing_key(
         key=settings.text("key"),

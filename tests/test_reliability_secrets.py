@@ -24,10 +24,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from gonka_cli import hd
 from gonka_cli.cli import app
 from gonka_cli.devnode import NodeConfig, start_node
-from gonka_cli.keys import SigningKey
+from gonka_cli.keys import SigningKey, hd
 from tests.keystore_helpers import isolate_keystore
 from tests.test_batch_devnode import write_bodies
 

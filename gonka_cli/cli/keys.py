@@ -26,7 +26,7 @@ from gonka_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from gonka_cli.keys import SigningKey
-    from gonka_cli.keystore import KeyMaterial, Keystore, StoredKey
+    from gonka_cli.keys.keystore import KeyMaterial, Keystore, StoredKey
 
 app = typer.Typer(
     name="keys",
@@ -67,7 +67,7 @@ UnencryptedOpt = Annotated[
 
 
 def _store() -> Keystore:
-    from gonka_cli.keystore import Keystore
+    from gonka_cli.keys.keystore import Keystore
 
     return Keystore.default()
 
@@ -89,7 +89,7 @@ class _SecretInput:
 
     def read(self, prompt: str, *, whole: bool = False) -> str:
         """The next secret: a hidden prompt on a terminal, else the next stdin line (or all)."""
-        from gonka_cli.keystore import read_hidden
+        from gonka_cli.keys.keystore import read_hidden
 
         if _interactive():
             return read_hidden(prompt)
@@ -102,7 +102,7 @@ class _SecretInput:
 
 
 def _passphrase(unencrypted: bool, passphrase_file: str | None) -> str | None:
-    from gonka_cli.keystore import passphrase_to_create
+    from gonka_cli.keys.keystore import passphrase_to_create
 
     if unencrypted:
         if passphrase_file:
@@ -132,7 +132,7 @@ def _save(
 ) -> StoredKey:
     from datetime import UTC, datetime
 
-    from gonka_cli.keystore import build_document, unencrypted_warning
+    from gonka_cli.keys.keystore import build_document, unencrypted_warning
 
     passphrase = _passphrase(unencrypted, passphrase_file)
     created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -206,9 +206,8 @@ def add_command(
     The keystore passphrase comes from --passphrase-file, $GONKA_KEYRING_PASSPHRASE,
     or a hidden prompt asked twice.
     """
-    from gonka_cli import hd
-    from gonka_cli.keys import SigningKey
-    from gonka_cli.keystore import KeyMaterial
+    from gonka_cli.keys import SigningKey, hd
+    from gonka_cli.keys.keystore import KeyMaterial
 
     store = _store()
     _refuse_existing(store, name, force)
@@ -257,7 +256,7 @@ def import_command(
         inferenced keys export NAME --unarmored-hex --unsafe | gonka keys import NAME
     """
     from gonka_cli.keys import SigningKey
-    from gonka_cli.keystore import KeyMaterial
+    from gonka_cli.keys.keystore import KeyMaterial
 
     store = _store()
     _refuse_existing(store, name, force)
@@ -352,7 +351,7 @@ def export_command(
 
     The output is what GONKA_PRIVATE_KEY and `gonka keys import` take.
     """
-    from gonka_cli import keystore
+    from gonka_cli.keys import keystore
 
     if not unsafe:
         raise UsageError(

@@ -66,7 +66,7 @@ def sign_command(
     import hashlib
 
     from gonka_cli.keys import parse_address
-    from gonka_cli.keysource import resolve_signing_key
+    from gonka_cli.keys.selection import resolve_signing_key
     from gonka_cli.payloads import read_input
     from gonka_cli.signing import CLOCK, Scheme, sign, signature_headers
 

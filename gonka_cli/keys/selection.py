@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gonka_cli.errors import ConfigError, UsageError
-from gonka_cli.keys import SigningKey, parse_address
+from gonka_cli.keys.material import SigningKey, parse_address
 
 if TYPE_CHECKING:
-    from gonka_cli.keystore import StoredKey
+    from gonka_cli.keys.keystore import StoredKey
 
 ENV_PRIVATE_KEY = "GONKA_PRIVATE_KEY"
 ENV_ADDRESS = "GONKA_ADDRESS"
@@ -62,7 +62,7 @@ def signing_key_configured(
     """Whether some signing key is configured; cheap (no file is decrypted, nothing asked)."""
     if key or account_address or private_key_file or os.environ.get(ENV_PRIVATE_KEY):
         return True
-    from gonka_cli.keystore import Keystore
+    from gonka_cli.keys.keystore import Keystore
 
     return Keystore.default().has_default()
 
@@ -98,7 +98,7 @@ def _choose(
     key: str | None, wanted: str | None, private_key_file: str | None
 ) -> SigningKey | StoredKey:
     if key or wanted:
-        from gonka_cli.keystore import Keystore
+        from gonka_cli.keys.keystore import Keystore
 
         store = Keystore.default()
         stored = store.find(key) if key else store.find_by_address(str(wanted))
@@ -115,7 +115,7 @@ def _choose(
 
 
 def _default_key() -> StoredKey:
-    from gonka_cli.keystore import Keystore
+    from gonka_cli.keys.keystore import Keystore
 
     store = Keystore.default()
     default = store.default_name()
@@ -125,7 +125,7 @@ def _default_key() -> StoredKey:
 
 
 def _unlock(stored: StoredKey, passphrase_file: str | None) -> SigningKey:
-    from gonka_cli import keystore
+    from gonka_cli.keys import keystore
 
     if stored.encrypted:
         passphrase = keystore.passphrase_to_open(stored.name, passphrase_file)

@@ -51,7 +51,7 @@ from typing import Any
 
 from gonka_cli.errors import ConfigError, UsageError
 from gonka_cli.jsontext import loads
-from gonka_cli.keys import SigningKey, parse_address
+from gonka_cli.keys.material import SigningKey, parse_address
 from gonka_cli.paths import ensure_private_dir, gonka_home
 
 FORMAT = "gonka-keystore"
