@@ -10,7 +10,11 @@ import typer
 from gonka_cli.cli._common import (
     AccountAddressOpt,
     FileOpt,
+    FromOpt,
+    HomeOpt,
     KeyOpt,
+    KeyringBackendOpt,
+    KeyringDirOpt,
     PassphraseFileOpt,
     PrivateKeyFileOpt,
     SchemeChoice,
@@ -52,21 +56,27 @@ def sign_command(
     account_address: AccountAddressOpt = None,
     private_key_file: PrivateKeyFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    from_name: FromOpt = None,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
     output: Annotated[
         SignOutput, typer.Option("--output", "-o", help="signature, json, or HTTP header lines.")
     ] = SignOutput.signature,
 ) -> None:
     """Sign a request body as a transfer agent checks it; print the base64 signature.
 
-    The key, in this order: --key, --account-address, GONKA_PRIVATE_KEY,
-    --private-key-file, the default stored key. Example:
+    The key, in this order: --key (or --from), --account-address, GONKA_PRIVATE_KEY,
+    --private-key-file, the default stored key. --key, --from and --account-address look
+    in gonka's keystore, then in inferenced's test keyring (~/.inference); with
+    --keyring-backend test|file only in that keyring. Example:
 
         SIG=$(gonka sign --file body.json --endpoint-account gonka1...)
     """
     import hashlib
 
     from gonka_cli.keys import parse_address
-    from gonka_cli.keys.selection import resolve_signing_key
+    from gonka_cli.keys.selection import KeyringChoice, resolve_signing_key
     from gonka_cli.payloads import read_input
     from gonka_cli.signing import CLOCK, Scheme, sign, signature_headers
 
@@ -77,6 +87,8 @@ def sign_command(
         account_address=account_address,
         private_key_file=private_key_file,
         passphrase_file=passphrase_file,
+        from_name=from_name,
+        keyring=KeyringChoice(keyring_backend, keyring_dir, home),
     )
     stamp = CLOCK.now_ns() if timestamp is None else timestamp
     signature = sign(signer, body, stamp, transfer, Scheme(scheme.value))
