@@ -284,8 +284,8 @@ def test_keyring_and_armor_paths_show_no_secret(tmp_path: Path) -> None:
         log.run(f"{backend} sign", [*sign, "--key", "main", *kr], env=env)
         log.run(f"{backend} sign from", [*sign, "--from", "main", *kr, "-o", "json"], env=env)
         log.run(f"{backend} sign address", [*sign, "--account-address", KEY.address, *kr], env=env)
-        export = ["keys", "export", "main", "--armor", "--armor-passphrase-file", str(paths["pass"])]
-        exported = log.run(f"{backend} export armor", [*export, *kr], env=env)
+        export = ["keys", "export", "main", "--armor", "--armor-passphrase-file", paths["pass"]]
+        exported = log.run(f"{backend} export armor", [*map(str, export), *kr], env=env)
         armored.write_text(exported.stdout)
         imp = ["keys", "import", "imp", *kr]
         log.run(f"{backend} import", imp, stdin=IMPORTED.to_hex(), env=env)
