@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -107,16 +108,13 @@ class JWEError(ValueError):
 
 
 def _kek(password: str, header: dict[str, object]) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-
     p2c, p2s = header.get("p2c"), header.get("p2s")
     if not isinstance(p2c, int) or isinstance(p2c, bool) or not 0 < p2c <= MAX_P2C:
         raise JWEError("bad p2c iteration count")
     if not isinstance(p2s, str):
         raise JWEError("no p2s salt")
     salt = ALG.encode() + b"\x00" + _unb64url(p2s)
-    return PBKDF2HMAC(hashes.SHA256(), 16, salt, p2c).derive(password.encode())
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, p2c, dklen=16)
 
 
 def jwe_decrypt(token: str, password: str) -> bytes:
