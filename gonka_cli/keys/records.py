@@ -172,6 +172,8 @@ def encode_protobuf(name: str, public_key: bytes, secret: bytes) -> bytes:
 
 
 def _amino_key(value: bytes, prefix: bytes, size: int, what: str) -> bytes:
+    if len(value) < 5:
+        raise RecordError(f"the amino {what} is truncated")
     if value[:4] != prefix:
         raise ForeignKey(f"an amino {what} of type prefix {value[:4].hex()}")
     if len(value) != 5 + size or value[4] != size:
