@@ -60,6 +60,16 @@ def test_a_fifo_named_like_a_key_hangs_nothing(tmp_path: Path) -> None:
     assert "good" in listed.stdout
     assert "evil.json" in listed.stderr
     assert "regular file" in listed.stderr
+    added = subprocess.run(
+        [sys.executable, "-m", "gonka_cli", "keys", "import", "other", "--unencrypted"],
+        input="11" * 32,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
     signed = _gonka("sign", "--key", "evil", "x", env=env)
     assert signed.returncode == 7
     assert "regular file" in signed.stderr
