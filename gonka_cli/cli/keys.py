@@ -118,7 +118,7 @@ def _describe_entry(entry: Entry, keyring: Keyring) -> dict[str, Any]:
 def _armor_passphrase(path: str | None, secrets: _SecretInput, *, twice: bool) -> str:
     """--armor-passphrase-file, else a hidden prompt (twice for a new export), else stdin."""
     if path:
-        from gonka_cli.keys.keystore import read_regular
+        from gonka_cli.keys.files import read_regular
 
         try:
             text = read_regular(Path(path), 4096).decode().rstrip("\r\n")
@@ -399,7 +399,7 @@ def _imported_key(
     file: str | None, passphrase_file: str | None, secrets: _SecretInput
 ) -> SigningKey:
     from gonka_cli.keys import SigningKey, armor
-    from gonka_cli.keys.keystore import read_regular
+    from gonka_cli.keys.files import read_regular
 
     if file is None:
         text = secrets.read("Hex private key: ", whole=True)

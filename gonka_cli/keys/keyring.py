@@ -248,7 +248,7 @@ class Keyring:
     # -- reading ------------------------------------------------------------------------------
 
     def _read(self, path: Path, *, missing_ok: bool = False) -> bytes | None:
-        from gonka_cli.keys.keystore import read_regular
+        from gonka_cli.keys.files import read_regular
 
         try:
             return read_regular(path, MAX_ENTRY_BYTES)

@@ -37,13 +37,11 @@ every file records its own parameters, so files of any cost open).
 from __future__ import annotations
 
 import contextlib
-import errno
 import getpass
 import hashlib
 import json
 import os
 import re
-import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -53,6 +51,7 @@ from typing import Any
 
 from gonka_cli.errors import ConfigError, UsageError
 from gonka_cli.jsontext import loads
+from gonka_cli.keys.files import exposure_warning, read_regular
 from gonka_cli.keys.material import SigningKey, parse_address
 from gonka_cli.paths import ensure_private_dir, gonka_home
 
@@ -319,50 +318,6 @@ def _json_object(raw: bytes, path: Path) -> Any:
 
 
 # ---- files on disk -------------------------------------------------------------------------
-
-
-def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file, at most `limit`; never blocks on a FIFO or a device.
-
-    Opened with O_NONBLOCK (a FIFO with no writer would otherwise hang the open) and
-    checked with fstat on the open descriptor, so a file swapped for a FIFO, a device
-    or a socket between a listing and the open is refused too. OSError otherwise:
-    FileNotFoundError, or an OSError whose strerror says what the path is instead.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    fd = os.open(path, flags)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-            raise OSError(errno.EINVAL, f"{kind} (FIFO, device or socket are refused)")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, limit + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    if size > limit:
-        raise OSError(errno.EFBIG, f"larger than {limit} bytes")
-    return b"".join(chunks)
-
-
-def exposure_warning(path: Path) -> str | None:
-    """A warning when `path` (a key file or its directory) is readable by group or others."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    if sys.platform == "win32" or not mode & 0o077:
-        return None
-    fix = "700" if path.is_dir() else "600"
-    return (
-        f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
-        f"fix it with `chmod {fix} {path}`"
-    )
 
 
 def _fsync_dir(directory: Path) -> None:
