@@ -144,11 +144,12 @@ class KeyringSource:
 def key_sources(choice: KeyringChoice, passphrase_file: str | None = None) -> list[KeySource]:
     """The sources asked for a key by name or address, in order."""
     from gonka_cli.keys.keyring import Keyring
-    from gonka_cli.keys.keystore import Keystore
 
     backend = choice.chosen_backend()
     if backend:
         return [KeyringSource(Keyring(backend, choice.base(), passphrase_file=passphrase_file))]
+    from gonka_cli.keys.keystore import Keystore
+
     return [
         StoreSource(Keystore.default(), passphrase_file),
         KeyringSource(Keyring("test", choice.base())),
