@@ -92,6 +92,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("private_key", None, ("GONKA_PRIVATE_KEY",), secret=True),
     Setting("private_key_file", "--private-key-file", ("GONKA_PRIVATE_KEY_FILE",)),
     Setting("passphrase_file", "--passphrase-file", ()),
+    Setting("from_name", "--from", ()),
+    Setting("keyring_backend", "--keyring-backend", ("GONKA_KEYRING_BACKEND",)),
+    Setting("keyring_dir", "--keyring-dir", ()),  # then --home, then $GONKA_KEYRING_DIR
+    Setting("home", "--home", ()),
     Setting("api_key", None, ("GONKA_BROKER_API_KEY",), secret=True),
     Setting("api_key_file", "--api-key-file", ("GONKA_API_KEY_FILE",)),
     Setting("api_key_cmd", "--api-key-cmd", ("GONKA_API_KEY_CMD",)),
@@ -569,12 +573,13 @@ def _bearer_url(settings: Settings) -> str:
 
 def signing_configured(settings: Settings) -> bool:
     """Whether a signing key is configured (nothing is decrypted or asked)."""
-    from gonka_cli.keysource import signing_key_configured
+    from gonka_cli.keys.selection import signing_key_configured
 
     return signing_key_configured(
         key=settings.text("key"),
         account_address=settings.text("account_address"),
         private_key_file=settings.text("private_key_file"),
+        from_name=settings.text("from_name"),
     )
 
 
@@ -586,14 +591,19 @@ def signing_key_named(settings: Settings) -> bool:
 
 
 def signing_key(settings: Settings) -> SigningKey:
-    """The signing key, in the order `gonka_cli.keysource` documents."""
-    from gonka_cli.keysource import resolve_signing_key
+    """The signing key, in the order `gonka_cli.keys.selection` documents."""
+    from gonka_cli.keys.selection import KeyringChoice, resolve_signing_key
 
+    keyring = KeyringChoice(
+        settings.text("keyring_backend"), settings.text("keyring_dir"), settings.text("home")
+    )
     return resolve_signing_key(
         key=settings.text("key"),
         account_address=settings.text("account_address"),
         private_key_file=settings.text("private_key_file"),
         passphrase_file=settings.text("passphrase_file"),
+        from_name=settings.text("from_name"),
+        keyring=keyring,
     )
 
 

@@ -24,10 +24,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from gonka_cli import hd
 from gonka_cli.cli import app
 from gonka_cli.devnode import NodeConfig, start_node
-from gonka_cli.keys import SigningKey
+from gonka_cli.keys import SigningKey, hd
 from tests.keystore_helpers import isolate_keystore
 from tests.test_batch_devnode import write_bodies
 
@@ -265,6 +264,44 @@ def test_keys_and_signing_show_no_secret_except_export_unsafe(tmp_path: Path) ->
     assert new_words not in "".join(
         p.read_bytes().decode("latin-1") for p in (tmp_path / "home").rglob("*") if p.is_file()
     )
+
+
+def test_keyring_and_armor_paths_show_no_secret(tmp_path: Path) -> None:
+    """The inferenced keyring (test and file backends) and the armored export: add, import,
+    list, show, sign, export --armor, delete, a wrong file password and a wrong armor
+    passphrase; no secret shows anywhere, except the new mnemonics of `keys add` itself."""
+    paths = files(tmp_path)
+    log = Transcript()
+    file_env = {"GONKA_KEYRING_PASSPHRASE": PASSPHRASE}
+    sign = ["sign", "--file", str(paths["body"])]
+    armored = tmp_path / "exported.asc"
+    for backend, env in (("test", {}), ("file", file_env)):
+        kr = ["--keyring-backend", backend, "--keyring-dir", str(tmp_path / "kr")]
+        add = ["keys", "add", "main", "--recover", *kr]
+        log.run(f"{backend} add", add, stdin=MNEMONIC, env=env)
+        log.run(f"{backend} list", ["keys", "list", *kr, "-o", "json"], env=env)
+        log.run(f"{backend} show", ["keys", "show", KEY.address, *kr], env=env)
+        log.run(f"{backend} sign", [*sign, "--key", "main", *kr], env=env)
+        log.run(f"{backend} sign from", [*sign, "--from", "main", *kr, "-o", "json"], env=env)
+        log.run(f"{backend} sign address", [*sign, "--account-address", KEY.address, *kr], env=env)
+        export = ["keys", "export", "main", "--armor", "--armor-passphrase-file", paths["pass"]]
+        exported = log.run(f"{backend} export armor", [*map(str, export), *kr], env=env)
+        armored.write_text(exported.stdout)
+        imp = ["keys", "import", "imp", *kr]
+        log.run(f"{backend} import", imp, stdin=IMPORTED.to_hex(), env=env)
+        log.run(f"{backend} delete", ["keys", "delete", "imp", "-y", *kr], env=env)
+    wrong = {"GONKA_KEYRING_PASSPHRASE": WRONG_PASSPHRASE}
+    file_kr = ["--keyring-backend", "file", "--keyring-dir", str(tmp_path / "kr")]
+    log.run("file wrong", [*sign, "--key", "main", *file_kr], code=7, env=wrong)
+    log.run(
+        "import armor",
+        ["keys", "import", "back", str(armored), "--armor-passphrase-file", str(paths["pass"])],
+        env=file_env,
+    )
+    bad = ["keys", "import", "bad", str(armored)]
+    log.run("import armor wrong", bad, code=7, stdin=WRONG_PASSPHRASE)
+    assert log.leaked() == {}
+    assert leaks_in_files(tmp_path, own=[paths[name] for name in OWN_SECRET_FILES]) == {}
 
 
 def test_signed_sending_shows_no_key(ta: tuple[Any, list[str]], tmp_path: Path) -> None:

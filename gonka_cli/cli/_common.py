@@ -189,3 +189,27 @@ PassphraseFileOpt = Annotated[
         help="Keystore passphrase file (else $GONKA_KEYRING_PASSPHRASE, else a prompt).",
     ),
 ]
+KeyringBackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--keyring-backend",
+        metavar="test|file",
+        help="Use inferenced's keyring (test or file backend; env GONKA_KEYRING_BACKEND).",
+    ),
+]
+KeyringDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--keyring-dir",
+        metavar="DIR",
+        help="inferenced's keyring directory (else --home, $GONKA_KEYRING_DIR, ~/.inference).",
+    ),
+]
+HomeOpt = Annotated[
+    str | None,
+    typer.Option("--home", metavar="DIR", help="inferenced's home: its keyring is there."),
+]
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", metavar="NAME", help="Sign with this key (inferenced's --key)."),
+]

@@ -15,7 +15,11 @@ import typer
 
 from gonka_cli.cli._common import (
     AccountAddressOpt,
+    FromOpt,
+    HomeOpt,
     KeyOpt,
+    KeyringBackendOpt,
+    KeyringDirOpt,
     PassphraseFileOpt,
     PrivateKeyFileOpt,
     SchemeChoice,
@@ -170,6 +174,10 @@ def send_request_command(
     account_address: AccountAddressOpt = None,
     private_key_file: PrivateKeyFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    from_name: FromOpt = None,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
     api_key_file: Annotated[
         str | None,
         typer.Option(
@@ -332,6 +340,10 @@ def send_request_command(
         "account_address": account_address,
         "private_key_file": private_key_file,
         "passphrase_file": passphrase_file,
+        "from_name": from_name,
+        "keyring_backend": keyring_backend,
+        "keyring_dir": keyring_dir,
+        "home": home,
         "api_key_file": api_key_file,
         "api_key_cmd": api_key_cmd,
         "scheme": scheme.value if scheme else None,
