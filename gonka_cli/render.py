@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from gonka_cli.redact import redact
+
 
 @dataclass(frozen=True)
 class Consoles:
@@ -123,7 +125,8 @@ def print_line(console: Console, text: str, style: str | None = None) -> None:
 
 
 def notice(console: Console, message: str, level: str = "info") -> None:
-    """``warning: ...`` in yellow, or an info line dimmed, on stderr."""
+    """``warning: ...`` in yellow, or an info line dimmed, on stderr (redacted)."""
+    message = redact(message)
     if level == "warning":
         _write(console, "warning:", "yellow")
         _write(console, f" {message}\n")
@@ -179,8 +182,8 @@ def usage_text(usage: Mapping[str, Any] | None, timing: Mapping[str, Any]) -> st
 
 
 def print_facts(console: Console, facts: Mapping[str, Any]) -> None:
-    """``name: value`` lines on stderr (``-v``), skipping empty values."""
+    """``name: value`` lines on stderr (``-v``), skipping empty values, redacted."""
     for name, value in facts.items():
         if value not in (None, ""):
             _write(console, f"{name}: ", "dim")
-            _write(console, f"{value}\n")
+            _write(console, f"{redact(str(value))}\n")
