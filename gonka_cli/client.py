@@ -278,9 +278,7 @@ class _Failed(Exception):
         self.verdict = verdict
 
 
-async def _read_stream(
-    response: httpx2.Response, out: _Tracked, url: str, limit: int
-) -> _Answer:
+async def _read_stream(response: httpx2.Response, out: _Tracked, url: str, limit: int) -> _Answer:
     assembler = CompletionAssembler()
     tee = _Tee(response, out.raw, limit)
     source = httpx2.EventSource(cast(httpx2.Response, tee), min(MAX_EVENT_BYTES, limit))

@@ -38,7 +38,7 @@ _ESCAPES = re.compile(
 )
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+")
+_BEARER = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}")  # the header's spelling
 _HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{40,}")
 _WORD = re.compile(r"[A-Za-z]+")
 _WORDISH = re.compile(r"[A-Za-z]{3,8}\b")
