@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gonka_cli.redact import redact
+from gonka_cli.redact import plain, redact
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,11 @@ def print_table(
     *,
     title: str | None = None,
 ) -> None:
-    """A table: boxed on a terminal; plain aligned columns, never cut, when piped."""
+    """A table: boxed on a terminal; plain aligned columns, never cut, when piped.
+
+    Cells often hold a server's text (participants, models): escapes and control
+    characters are dropped, so a listing cannot retitle or clear the terminal."""
+    rows = [[plain(cell, newlines=False) for cell in row] for row in rows]
     if not console.is_terminal:
         _write(console, plain_table(columns, rows))
         return
