@@ -41,7 +41,9 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
 _BEARER = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}")  # the header's spelling
 _HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{40,}")
 _WORD = re.compile(r"[A-Za-z]+")
-_WORDISH = re.compile(r"[A-Za-z]{3,8}\b")
+# Twelve words of 3 to 8 letters in a row (every BIP39 English word is): only text with such
+# a run can hold a mnemonic, so only then is the word list loaded.
+_TWELVE = re.compile(r"(?<![A-Za-z])(?:[A-Za-z]{3,8}[\s,]+){11}[A-Za-z]{3,8}(?![A-Za-z])")
 _GAP = re.compile(r"[\s,]+")
 
 _secrets: dict[str, bool] = {}  # secret text -> compare ignoring case (hex)
@@ -158,7 +160,7 @@ def _cut(text: str, spans: Iterable[tuple[int, int]], mark: str) -> str:
 
 def _mnemonics(text: str) -> str:
     """Runs of 12+ BIP39 words (separated by spaces or commas) replaced by `SHAPE`."""
-    if len(_WORDISH.findall(text)) < MNEMONIC_WORDS:
+    if not _TWELVE.search(text):
         return text  # the common case: the word list is never loaded
     words = _wordlist()
     spans: list[tuple[int, int]] = []

@@ -113,10 +113,15 @@ def test_data_keeps_everything_but_the_known_secrets() -> None:
 
 
 def test_short_messages_do_not_load_the_word_list() -> None:
-    """Start-up stays lean: redacting an ordinary message never imports `mnemonic`."""
+    """Start-up stays lean: redacting ordinary messages, long hints included, never
+    imports `mnemonic` (only a run of twelve 3-to-8-letter words can be a mnemonic)."""
+    hint = (
+        "for a broker or gateway set GONKA_BROKER_API_KEY (or --api-key-file PATH); for a "
+        "transfer agent pass --key NAME (a key from `gonka keys add`) or set GONKA_PRIVATE_KEY"
+    )
     code = (
         "import sys; from gonka_cli.redact import redact; "
-        "redact('no key named demo; see http://a@b/ and ' + 'ab' * 32); "
+        f"redact('no key named demo; see http://a@b/ and ' + 'ab' * 32); redact({hint!r}); "
         "print('mnemonic' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
