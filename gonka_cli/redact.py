@@ -12,7 +12,8 @@
 - anything mnemonic-shaped: 12 or more consecutive words of the BIP39 English list.
 
 `scrub_data` is for answers (``-o json``, results bodies, ``--output-dir`` files): only
-the registered secrets go, since an answer may rightly hold hashes or long words.
+the registered secrets and C1 controls go, since an answer may rightly hold hashes or long
+words (JSON itself escapes the other control characters).
 `plain` strips control characters from streamed answer text shown on a terminal.
 """
 
@@ -37,6 +38,7 @@ _ESCAPES = re.compile(
     r"|\x9d[^\x07\x9c]*(?:\x07|\x9c)?"  # 8-bit OSC
 )
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_C1 = re.compile(r"[\x80-\x9f]")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
 _BEARER = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}")  # the header's spelling
 _HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{40,}")
@@ -85,10 +87,15 @@ def redact(text: str) -> str:
 
 
 def scrub_data(value: Any) -> Any:
-    """A JSON value with the registered secrets removed from every string (and key)."""
-    if not _secrets:
-        return value
-    return _map_strings(value, _known)
+    """A JSON value with the registered secrets and C1 controls removed from every string
+    (JSON escapes the C0 ones, ESC included, but writes C1 ones such as the 8-bit CSI raw)."""
+    return _map_strings(value, _data_text)
+
+
+def _data_text(text: str) -> str:
+    if _C1.search(text):
+        text = _C1.sub("", text)
+    return _known(text) if _secrets else text
 
 
 def redact_data(value: Any) -> Any:

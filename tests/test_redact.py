@@ -105,6 +105,7 @@ def test_data_keeps_everything_but_the_known_secrets() -> None:
     digest = "ab" * 32
     answer = {"content": f"sha256 {digest}", "words": " ".join(WORDS[:12])}
     assert r.scrub_data(answer) == answer
+    assert r.scrub_data({"c": "a\x9b2Jb\x1b"}) == {"c": "a2Jb\x1b"}  # JSON escapes ESC
     r.register(API_KEY)
     assert r.scrub_data({"echo": API_KEY, "n": 1}) == {"echo": "***", "n": 1}
     assert r.redact_data({"error": {"message": f"{digest}"}}) == {
