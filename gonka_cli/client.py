@@ -36,6 +36,7 @@ from gonka_cli.transport import (
     read_capped,
     read_prefix,
     too_large,
+    undecodable,
 )
 from gonka_cli.verdicts import WARN_SKEW_NS, Verdict, date_offset_ns, judge, measure_offset_ns
 
@@ -517,6 +518,8 @@ class Sender:
             raise UsageError(f"{url}: {exc}") from exc
         except httpx2.TransportError as exc:
             raise _Failed(_cut(network_error(exc, url, self.config.timeouts), out)) from exc
+        except httpx2.DecodingError as exc:
+            raise _Failed(_over(undecodable(exc, url), out)) from exc
         return _read_json(answer, out, url)
 
     def _judge(self, answer: _Answer, url: str) -> Verdict:

@@ -83,6 +83,11 @@ def network_error(exc: httpx2.TransportError, url: str, timeouts: Timeouts) -> N
     return NetworkError(f"connection to {url} failed: {_reason(exc)}")
 
 
+def undecodable(exc: httpx2.DecodingError, url: str) -> NetworkError:
+    """A body whose ``Content-Encoding`` (gzip, deflate) does not decode."""
+    return NetworkError(f"the answer from {url} could not be decoded: {_reason(exc)}")
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc).strip()
     return text or type(exc).__name__
@@ -220,3 +225,5 @@ async def _get(
             return response.status_code, await read_capped(response, limit, url, "document")
     except httpx2.TransportError as exc:
         raise network_error(exc, url, timeouts) from exc
+    except httpx2.DecodingError as exc:
+        raise undecodable(exc, url) from exc

@@ -4,6 +4,8 @@ It listens on two ports (two origins). The first path segment picks the misbehav
 so one server serves every case: ``http://127.0.0.1:PORT/<case>/v1/chat/completions``.
 
 - ``endless200`` / ``endless500``: a body that never ends (until the client hangs up)
+- ``gzipbomb``: a gzip body that never ends and inflates about a thousandfold;
+  ``badgzip``: a gzip body that stops decoding
 - ``sseline``: one SSE ``data:`` line that never ends
 - ``ssedeltas``: valid content deltas without end, never ``[DONE]``
 - ``hugeidentity``: a signed chat whose ``/v1/identity`` never ends
@@ -24,6 +26,7 @@ import contextlib
 import json
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -107,6 +110,25 @@ async def _endless(writer: asyncio.StreamWriter, first: bytes, chunk: bytes) -> 
         sent += len(chunk)
 
 
+async def _gzip_bomb(writer: asyncio.StreamWriter, *, broken: bool = False) -> None:
+    """A gzip body that inflates about a thousandfold without end (or, `broken`, one whose
+    second member is cut into pieces that do not decode)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = b"0" * (4 * 1024 * 1024)
+    first = packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH)
+    extra = "Content-Encoding: gzip\r\n"
+    if broken:
+        await _endless(writer, _head("200 OK", "application/json", extra) + first, b"\xff" * 64)
+        return
+    writer.write(_head("200 OK", "application/json", extra) + first)
+    started = time.monotonic()
+    for _ in range(100_000):
+        if time.monotonic() - started > MAX_SECONDS:
+            break
+        writer.write(packer.compress(zeros) + packer.flush(zlib.Z_SYNC_FLUSH))
+        await writer.drain()
+
+
 _DELTA = (
     b'data: {"id":"c","object":"chat.completion.chunk","model":"echo",'
     b'"choices":[{"index":0,"delta":{"content":"' + b"x" * 200 + b'"}}]}\n\n'
@@ -137,6 +159,8 @@ class _Handler:
         big = b" " * 65536
         if case == "endless200":
             await _endless(writer, _head("200 OK", "application/json") + b'{"a":"', big)
+        elif case in ("gzipbomb", "badgzip"):
+            await _gzip_bomb(writer, broken=case == "badgzip")
         elif case == "endless500":
             await _endless(writer, _head("500 Oops", "text/plain"), b"z" * 65536)
         elif case == "sseline":

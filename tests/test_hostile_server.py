@@ -141,6 +141,25 @@ def test_endless_body_at_the_default_cap_meets_the_issue_bound(
     assert run.peak_mb < DONE_WHEN_MB
 
 
+def test_a_gzip_bomb_stops_at_the_cap(
+    server: HostileServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A gzip body inflating a thousandfold without end: the cap counts inflated bytes."""
+    run = gonka(bearer(env), tmp_path, "--base-url", server.url("gzipbomb"))
+    assert run.code == 6, run.err
+    assert "--max-response-bytes (67,108,864 bytes)" in one_error_line(run)
+    assert run.peak_mb < DONE_WHEN_MB
+
+
+def test_a_body_that_does_not_decode_is_one_line(
+    server: HostileServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Broken gzip is a network error line (exit 6), not a traceback."""
+    run = gonka(bearer(env), tmp_path, "--base-url", server.url("badgzip"))
+    assert run.code == 6, run.err
+    assert "could not be decoded" in one_error_line(run)
+
+
 def test_env_variable_sets_the_cap(
     server: HostileServer, env: dict[str, str], tmp_path: Path
 ) -> None:
