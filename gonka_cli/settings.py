@@ -634,7 +634,15 @@ def trusted_origins(settings: Settings) -> frozenset[str]:
     """``--trust-origin`` URLs as origins: where a followed move may take the credentials."""
     from gonka_cli.endpoints import origin
 
-    return frozenset(origin(url) for url in settings.strings("trust_origins"))
+    found = set()
+    for url in settings.strings("trust_origins"):
+        try:
+            found.add(origin(url))
+        except UsageError as exc:
+            where = settings["trust_origins"]
+            error = UsageError if where.source is Source.FLAG else ConfigError
+            raise error(f"{where.origin}: {exc.message}", hint=exc.hint) from None
+    return frozenset(found)
 
 
 def max_response_bytes(settings: Settings) -> int:

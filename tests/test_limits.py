@@ -157,3 +157,22 @@ def test_documents_are_capped() -> None:
     with pytest.raises(NetworkError, match=r"document from http://n/v1/identity .* 10,000"):
         asyncio.run(go())
     assert body.pulled <= 10_000 + len(CHUNK)
+
+
+def test_settings_give_the_cap_and_the_trusted_origins() -> None:
+    """--max-response-bytes / GONKA_MAX_RESPONSE_BYTES (default 64 MiB, positive) and
+    --trust-origin / GONKA_TRUST_ORIGINS as origins with the port spelled out."""
+    from gonka_cli.errors import ConfigError, UsageError
+    from gonka_cli.settings import Profile, max_response_bytes, resolve, trusted_origins
+
+    assert max_response_bytes(resolve({}, {}, Profile({}))) == 64 * 1024 * 1024
+    env = {"GONKA_MAX_RESPONSE_BYTES": "123", "GONKA_TRUST_ORIGINS": "http://h:8080,https://x"}
+    settings = resolve({}, env, Profile({}))
+    assert max_response_bytes(settings) == 123
+    assert trusted_origins(settings) == {"http://h:8080", "https://x:443"}
+    flagged = resolve({"trust_origins": ["https://New.Host/v1"]}, env, Profile({}))
+    assert trusted_origins(flagged) == {"https://new.host:443"}
+    with pytest.raises(ConfigError, match="GONKA_MAX_RESPONSE_BYTES"):
+        max_response_bytes(resolve({}, {"GONKA_MAX_RESPONSE_BYTES": "-1"}, Profile({})))
+    with pytest.raises(UsageError, match="--trust-origin"):
+        trusted_origins(resolve({"trust_origins": ["ftp://x"]}, {}, Profile({})))
