@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gonka_cli.redact import plain, redact
+from gonka_cli.redact import plain, redact, scrub_data
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,10 @@ class TerminalSink:
 
 
 def print_json(console: Console, value: Any) -> None:
-    """One JSON document: indented on a terminal, compact when piped."""
+    """One JSON document: indented on a terminal, compact when piped; without the secrets
+    in use or C1 controls (`gonka_cli.redact.scrub_data`), whatever the command."""
     indent = 2 if console.is_terminal else None
-    _write(console, json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
+    _write(console, json.dumps(scrub_data(value), indent=indent, ensure_ascii=False) + "\n")
 
 
 def print_line(console: Console, text: str, style: str | None = None) -> None:

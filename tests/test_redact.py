@@ -127,3 +127,20 @@ def test_short_messages_do_not_load_the_word_list() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_every_json_output_and_table_goes_through_the_step() -> None:
+    """`render.print_json` drops the secrets in use and C1 controls; `print_table` cells and
+    notices lose terminal escapes (server text shown by any command)."""
+    import io
+
+    from gonka_cli.render import make_consoles, notice, print_json, print_table
+
+    r.register(API_KEY)
+    out, err = io.StringIO(), io.StringIO()
+    consoles = make_consoles(out, err)
+    print_json(consoles.out, {"echo": f"key {API_KEY}", "c1": "a\x9b2Jb"})
+    print_table(consoles.out, ["URL"], [["http://h\x1b]0;t\x07/v1"]])
+    notice(consoles.err, f"moved to http://u:p@h/\x1b[2J with {API_KEY}", "warning")
+    assert out.getvalue() == '{"echo": "key ***", "c1": "a2Jb"}\nURL\nhttp://h/v1\n'
+    assert err.getvalue() == "warning: moved to http://***@h/ with ***\n"

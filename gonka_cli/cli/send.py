@@ -486,12 +486,11 @@ def _notifier(consoles: Consoles, view: View) -> Callable[[Notice], None]:
 
 
 def _show(outcome: Outcome, view: View, consoles: Consoles) -> None:
-    from gonka_cli.redact import redact_data, scrub_data
+    from gonka_cli.redact import redact_data
     from gonka_cli.render import print_facts, print_json, print_line, usage_text
 
     if view.output is SendOutput.json:
-        answer = {**scrub_data(outcome.response), "gonka": redact_data(outcome.meta())}
-        print_json(consoles.out, answer)
+        print_json(consoles.out, {**outcome.response, "gonka": redact_data(outcome.meta())})
     if view.usage:
         print_line(consoles.err, "usage: " + usage_text(outcome.usage, outcome.meta()), "dim")
     if view.usage or view.verbose:
