@@ -481,3 +481,59 @@ def test_real_processes_show_no_secret(
         assert done.returncode == codes[label], f"{label}: {text}"
         assert "Traceback" not in text
         assert leaks(text) == set(), label
+
+
+def test_hostile_servers_get_no_secret_shown_or_stored(tmp_path: Path) -> None:
+    """Issue 13's paths: a server echoing the Bearer key (single, -v, -o json, a batch with
+    results and body files), a move to another origin, an answer over
+    --max-response-bytes, a base URL with user-info, escape codes, and a key or mnemonic
+    typed as the model: no secret on stdout or stderr, nor in any file written."""
+    from tests.hostile_server import hostile_server
+
+    paths = files(tmp_path)
+    log = Transcript()
+    env = {"GONKA_BROKER_API_KEY": API_KEY, "GONKA_MAX_RETRIES": "0"}
+    body = ["--file", str(paths["body"])]
+    inputs = tmp_path / "in"
+    write_bodies(inputs, 3)
+    with hostile_server() as server:
+        echo = ["send-request", "--base-url", server.url("echo401")]
+        log.run("echo", [*echo, *body, "-v"], code=4, env=env)
+        log.run("echo json", [*echo, *body, "-o", "json"], code=4, env=env)
+        log.run(
+            "echo batch",
+            [*echo, "--dir", str(inputs), "--output-file", str(tmp_path / "echo.jsonl"), "-v"],
+            code=8,
+            env=env,
+        )
+        moved = ["send-request", "--base-url", server.url("moved"), "--follow-moved", "-v"]
+        log.run("moved", [*moved, *body], code=4, env=env)
+        large = ["send-request", "--base-url", server.url("endless200"), "-v"]
+        log.run("too large", [*large, *body, "--max-response-bytes", "1000"], code=6, env=env)
+        userinfo = server.url("landing").replace("//", f"//u:{PASSPHRASE}@")
+        log.run("user-info", ["send-request", "--base-url", userinfo, *body, "-o", "json"], env=env)
+        log.run(
+            "user-info batch",
+            [
+                "send-request",
+                "--base-url",
+                userinfo,
+                "--dir",
+                str(inputs),
+                "--output-file",
+                str(tmp_path / "landing.jsonl"),
+                "--output-dir",
+                str(tmp_path / "bodies"),
+                "-v",
+            ],
+            env=env,
+        )
+        escapes = ["send-request", "--base-url", server.url("escapes"), *body, "-v"]
+        log.run("escapes", escapes, code=4, env=env)
+        landing = ["send-request", "--base-url", server.url("landing"), *body]
+        log.run("model key", [*landing, "--model", KEY.to_hex()], code=2, env=env)
+        log.run("model mnemonic", landing, code=2, env={**env, "GONKA_MODEL": MNEMONIC})
+    assert log.leaked() == {}
+    assert all("\x1b" not in text and "\x07" not in text for text in log.outputs.values())
+    assert leaks_in_files(tmp_path, own=[paths[name] for name in OWN_SECRET_FILES]) == {}
+    assert "Bearer ***" in (tmp_path / "echo.jsonl").read_text()
