@@ -22,6 +22,7 @@ from gonka_cli.batch.results import (
     result_record,
     write_body_file,
 )
+from gonka_cli.errors import UsageError
 
 OK = Result(
     custom_id="a.json",
@@ -156,18 +157,42 @@ def test_resume_truncates_a_torn_last_line(tmp_path: Path) -> None:
     assert path.read_bytes() == good
 
 
-def test_resume_drops_failed_duplicate_and_unreadable_lines(tmp_path: Path) -> None:
-    """Failed lines go (to be re-sent), a success is kept once, garbage is dropped."""
+def test_resume_drops_failed_and_duplicate_lines(tmp_path: Path) -> None:
+    """Failed lines go (to be re-sent), a success is kept once, a torn tail is cut."""
     path = tmp_path / "r.jsonl"
-    path.write_bytes(
-        _line("a") + _line("b", ok=False) + b"garbage\n" + _line("a") + _line("c") + b'{"x":'
-    )
+    path.write_bytes(_line("a") + _line("b", ok=False) + _line("a") + _line("c") + _line("d")[:9])
+    path.chmod(0o640)
     state = prepare_resume(path)
     assert state.done == {"a", "c"}
-    assert (state.dropped_failed, state.dropped_unreadable, state.dropped_torn) == (2, 1, True)
+    assert (state.dropped_failed, state.dropped_torn) == (2, True)
     assert [r["custom_id"] for r in read_results(path)] == ["a", "c"]
     assert path.read_bytes().endswith(b"\n")
     assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"a": 1}\n{"b": 2}\n{"c": 3}\n',
+        b"garbage\n",
+        b'{"custom_id": "q", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n',
+        b'{"custom_id": "q", "response": null, "error": null}\n',
+        b"\n",
+        b'{"custom_id": "one line, no newline"}',
+    ],
+)
+def test_resume_refuses_a_file_that_is_not_a_results_file(tmp_path: Path, content: bytes) -> None:
+    """Unrelated JSON lines, a Batch input file, a success without a response, a blank line
+    or another file's unterminated last line: refused, the file byte for byte as it was."""
+    path = tmp_path / "r.jsonl"
+    original = _line("a") + content
+    path.write_bytes(original)
+    before = path.stat()
+    with pytest.raises(UsageError, match="line 2: not a results line"):
+        prepare_resume(path)
+    assert path.read_bytes() == original
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 def test_resume_leaves_a_clean_file_untouched(tmp_path: Path) -> None:
