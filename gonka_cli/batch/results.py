@@ -198,7 +198,7 @@ def _is_same_file(path: Path, status: os.stat_result) -> bool:
 
 def _busy(path: Path, status: os.stat_result) -> ResultsBusy:
     holder = lock_holder(status)
-    who = f"gonka process {holder}" if holder else "another process"
+    who = f"process {holder}" if holder else "another process"
     return ResultsBusy(
         f"{path} is being written by {who}: one run per results file",
         hint="wait for that run to finish (then --resume), or give another --output-file",
