@@ -6,6 +6,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,16 +14,18 @@ from gonka_cli.batch import results as batch_results
 from gonka_cli.batch.results import (
     FileSink,
     Result,
+    ResultsFile,
     ResultsWriter,
     StreamSink,
     body_file_name,
+    body_name_clash,
     encode_line,
     prepare_resume,
     read_results,
     result_record,
     write_body_file,
 )
-from gonka_cli.errors import UsageError
+from gonka_cli.errors import OutputError, ResultsBusy, UsageError
 
 OK = Result(
     custom_id="a.json",
@@ -235,3 +238,61 @@ def test_write_body_file_writes_json_atomically(tmp_path: Path) -> None:
     assert target == tmp_path / "sub%2Fa.json"
     assert json.loads(target.read_text(encoding="utf-8")) == {"k": "ü"}
     assert [p.name for p in tmp_path.iterdir()] == ["sub%2Fa.json"]
+
+
+def test_a_results_file_has_one_writer(tmp_path: Path) -> None:
+    """A second open of a locked results file is refused, naming this process; once the
+    first is closed the file opens again. A new file is created 0600."""
+    path = tmp_path / "r.jsonl"
+    first = ResultsFile.open(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ResultsBusy, match=f"being written by process {os.getpid()}") as busy:
+        ResultsFile.open(path)
+    assert busy.value.exit_code == 75
+    first.close(remove_if_empty=True)
+    assert not path.exists()  # created by this run and never written: gone again
+    ResultsFile.open(path).close()
+    assert path.exists()
+
+
+def test_a_failed_write_is_cut_back_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails half-way (the disk fills) leaves no torn line: the part written
+    is cut away and the error names the file and the reason."""
+    path = tmp_path / "r.jsonl"
+    sink = FileSink(path)
+    sink.write_line(_line("a"))
+    real_write = os.write
+
+    def half_then_full(fd: int, data: Any) -> int:
+        if len(data) > 10:
+            return real_write(fd, bytes(data[:10]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch_results.os, "write", half_then_full)
+    with pytest.raises(OutputError, match=f"cannot write {path}: No space left on device"):
+        sink.write_line(_line("b"))
+    monkeypatch.undo()
+    sink.close()
+    assert [r["custom_id"] for r in read_results(path)] == ["a"]
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_body_name_clashes_are_found() -> None:
+    """`a` and `a.json` share a.json; distinct names do not clash."""
+    assert body_name_clash(["x", "a", "b", "a.json"]) == ("a", "a.json", "a.json")
+    assert body_name_clash(["a", "b.json", "a/b"]) is None
+
+
+def test_a_body_file_never_replaces_a_symlink(tmp_path: Path) -> None:
+    """A symlink at a body file's name is left alone (OSError), its target untouched, and
+    no temporary file is left behind."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.json").symlink_to(victim)
+    with pytest.raises(OSError, match="symbolic link"):
+        write_body_file(tmp_path / "out", "a.json", {"k": 1})
+    assert victim.read_text() == "precious"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.json"]
