@@ -12,13 +12,17 @@ body files would collide; a results file inside ``--dir``; a 2 GB input.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import pty
 import random
 import resource
 import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -437,3 +441,45 @@ def test_a_two_gigabyte_input_is_refused_from_its_size(node: Any, tmp_path: Path
     assert time.monotonic() - started < 20
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     assert peak_kib < 400 * 1024
+
+
+def test_the_terminal_going_away_is_a_clean_sighup(node: Any, tmp_path: Path) -> None:
+    """The batch's controlling terminal (its stderr, with the live bar) hangs up: SIGHUP,
+    then every write to the terminal fails (EIO). The run still stops cleanly, exit 129,
+    the file holding exactly the answers the node accepted."""
+    write_bodies(tmp_path / "in", 40)
+    out = tmp_path / "r.jsonl"
+    master, slave = pty.openpty()
+
+    def controlling_terminal() -> None:  # in the child, a session leader: take the pty
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    before = node.stats.accepted
+    command = gonka(node, "--dir", str(tmp_path / "in"), "--output-file", str(out), "-j", "2")
+    command.remove("-q")  # the live bar, drawn on the terminal
+    process = subprocess.Popen(
+        command,
+        env=env(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=controlling_terminal,
+    )
+    os.close(slave)
+    os.set_blocking(master, False)
+    enough = lines_at_least(out, 4)
+
+    def drained_and_enough() -> bool:  # read what the bar draws, so the pty never fills
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(master, 65536)
+        return enough()
+
+    try:
+        wait_until(drained_and_enough, process, "4 lines")
+        os.close(master)  # the terminal window is closed
+        process.wait(timeout=30)
+    finally:
+        process.kill() if process.poll() is None else None
+    assert process.returncode == 129
+    assert 4 <= successes(out) == accepted(node) - before < 40

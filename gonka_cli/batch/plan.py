@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import io
 import itertools
 import os
 import signal
@@ -65,6 +66,7 @@ from gonka_cli.batch.stats import (
     NoProgress,
     PlainProgress,
     ProgressView,
+    Snapshot,
     exit_code,
     format_summary,
 )
@@ -210,7 +212,7 @@ def run_batch(
     and SIGHUP stop it cleanly (see `_Stopper`).
     """
     plan.check()
-    err = stderr or sys.stderr
+    err = stderr or sys.stderr or io.StringIO()  # stderr closed: the batch runs, unheard
     stopper = _Stopper()
     with ExitStack() as stack:
         stack.callback(stopper.restore)
@@ -294,8 +296,8 @@ def _resume_state(plan: BatchPlan, results: ResultsFile | None, err: TextIO) -> 
     if state.dropped_torn:
         cleaned.append("a torn last line")
     if cleaned:
-        err.write(f"resume: removed {', '.join(cleaned)} from {plan.output_file}\n")
-    err.write(f"resume: {len(state.done)} input(s) already done\n")
+        _say(err, f"resume: removed {', '.join(cleaned)} from {plan.output_file}")
+    _say(err, f"resume: {len(state.done)} input(s) already done")
     return state.done
 
 
@@ -320,7 +322,7 @@ def _without_outputs(plan: BatchPlan, items: Iterator[Item], err: TextIO | None)
     for item in items:
         if item.custom_id == own_file or (own_dir and item.custom_id.startswith(own_dir)):
             if err is not None:
-                err.write(f"note: {item.path} is an output of this batch: not sent\n")
+                _say(err, f"note: {item.path} is an output of this batch: not sent")
             continue
         yield item
 
@@ -414,8 +416,27 @@ def _progress(plan: BatchPlan, err: TextIO, stdout: IO[bytes] | None) -> Progres
     if err.isatty() and not _results_on_terminal(plan, stdout):
         from gonka_cli.render_batch import RichProgress
 
-        return RichProgress(err)
-    return PlainProgress(lambda line: _say(err, line), interval_s=plan.progress_interval_s)
+        return _Unfailing(RichProgress(err))
+    view = PlainProgress(lambda line: _say(err, line), interval_s=plan.progress_interval_s)
+    return _Unfailing(view)
+
+
+class _Unfailing:
+    """A progress view whose writes may fail (a terminal that hung up, a full disk under
+    stderr) without failing the batch: progress is a courtesy, results are not."""
+
+    def __init__(self, view: ProgressView) -> None:
+        self._view = view
+
+    def update(self, snapshot: Snapshot) -> None:
+        """Show `snapshot`, if the view still can."""
+        with contextlib.suppress(OSError, ValueError):
+            self._view.update(snapshot)
+
+    def close(self, snapshot: Snapshot) -> None:
+        """Close the view, if it still can."""
+        with contextlib.suppress(OSError, ValueError):
+            self._view.close(snapshot)
 
 
 def _results_on_terminal(plan: BatchPlan, stdout: IO[bytes] | None) -> bool:
@@ -429,8 +450,10 @@ def _results_on_terminal(plan: BatchPlan, stdout: IO[bytes] | None) -> bool:
 
 
 def _say(err: TextIO, line: str) -> None:
-    err.write(line + "\n")
-    err.flush()
+    """One line on stderr, if stderr still takes it (a hung-up terminal does not)."""
+    with contextlib.suppress(OSError, ValueError):
+        err.write(line + "\n")
+        err.flush()
 
 
 async def _run(

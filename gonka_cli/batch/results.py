@@ -181,11 +181,23 @@ def _open_for_append(path: Path) -> tuple[int, bool]:
     append = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
     try:
         try:
-            return os.open(path, append | os.O_CREAT | os.O_EXCL, 0o600), True
+            fd, created = os.open(path, append | os.O_CREAT | os.O_EXCL, 0o600), True
         except FileExistsError:
-            return os.open(path, append | os.O_CREAT, 0o600), False
+            fd, created = os.open(path, append | os.O_CREAT, 0o600), False
     except OSError as exc:
         raise UsageError(f"{path}: cannot open for writing ({exc.strerror})") from None
+    return _above_stdio(fd), created
+
+
+def _above_stdio(fd: int) -> int:
+    """`fd` moved to 3 or above: when the process started with stdout or stderr closed, a
+    results file must not become descriptor 1 or 2, where anything else could write."""
+    if fd > 2:
+        return fd
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    finally:
+        os.close(fd)
 
 
 def _is_same_file(path: Path, status: os.stat_result) -> bool:
