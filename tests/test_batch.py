@@ -282,3 +282,16 @@ def test_sigterm_gives_requests_in_flight_a_grace_period_then_cancels(tmp_path: 
     assert sorted(r["custom_id"] for r in read_results(out)) == ["req-000.json", "req-001.json"]
     assert "interrupted by SIGTERM" in err.getvalue()
     assert signal.getsignal(signal.SIGTERM) == before  # the handlers are put back
+
+
+def test_output_dir_may_not_be_the_input_dir(tmp_path: Path) -> None:
+    """--output-dir equal to --dir would overwrite each request with its answer: refused
+    before anything is sent, the requests untouched."""
+    write_requests(tmp_path / "in", 2)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir()}
+    send = EchoSender()
+    plan = BatchPlan(BatchSource(directory=tmp_path / "in"), output_dir=tmp_path / "in" / ".")
+    with pytest.raises(UsageError, match="answers would overwrite requests"):
+        _batch(plan, send, stdout=io.BytesIO())
+    assert send.bodies == []
+    assert {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir()} == before

@@ -345,8 +345,16 @@ def _own_outputs(plan: BatchPlan) -> tuple[str | None, str | None]:
 
 
 def _check_body_names(plan: BatchPlan, done: frozenset[str]) -> None:
-    """``--output-dir``: refuse, before anything is sent, two ids that would share a file."""
-    if plan.output_dir is None or not plan.source.countable():
+    """``--output-dir``: refuse, before anything is sent, two ids that would share a file
+    (or an answer that would overwrite its own request, with ``--output-dir`` = ``--dir``)."""
+    if plan.output_dir is None:
+        return
+    if _own_outputs(plan)[1] == "./":
+        raise UsageError(
+            f"--output-dir {plan.output_dir} is the --dir: answers would overwrite requests",
+            hint="give --output-dir another directory",
+        )
+    if not plan.source.countable():
         return
     with ExitStack() as stack:
         ids = (
