@@ -296,3 +296,23 @@ def test_a_body_file_never_replaces_a_symlink(tmp_path: Path) -> None:
         write_body_file(tmp_path / "out", "a.json", {"k": 1})
     assert victim.read_text() == "precious"
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.json"]
+
+
+def test_a_resume_rewrite_that_fails_keeps_the_original(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rewrite's copy cannot be made durable (the disk is full): OutputError, and the
+    original stays byte for byte, with no temporary file left beside it."""
+    path = tmp_path / "r.jsonl"
+    original = _line("a") + _line("b", ok=False)
+    path.write_bytes(original)
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch_results.os, "fsync", full)
+    with pytest.raises(OutputError, match=r"No space left on device \(the file is as it was\)"):
+        prepare_resume(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == original
+    assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]

@@ -173,6 +173,8 @@ class ResultsFile:
         if remove_if_empty and self.created and self.regular() and self.size() == 0:
             with contextlib.suppress(OSError):
                 self.path.unlink()
+        with contextlib.suppress(OSError):  # the writer's own close syncs and reports
+            os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
 
