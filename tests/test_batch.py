@@ -280,7 +280,7 @@ def test_sigterm_gives_requests_in_flight_a_grace_period_then_cancels(tmp_path: 
     assert caught.value.exit_code == 143
     assert calls == 3
     assert sorted(r["custom_id"] for r in read_results(out)) == ["req-000.json", "req-001.json"]
-    assert "interrupted by SIGTERM" in err.getvalue()
+    assert "interrupted by SIGTERM: 1 request(s) still in flight were cancelled" in err.getvalue()
     assert signal.getsignal(signal.SIGTERM) == before  # the handlers are put back
 
 

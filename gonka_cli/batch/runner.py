@@ -341,6 +341,7 @@ class BatchRunner:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
+        self.stats.cancelled += task.cancelled()
         if not task.cancelled() and task.exception() is not None and self._fatal is None:
             self._fatal = task.exception()
             self._cancel_in_flight()

@@ -36,6 +36,9 @@ class BatchStats:
     interrupted: bool = False
     # The signal that stopped the run ("SIGINT", "SIGTERM", "SIGHUP"), when one did.
     stop_signal: str | None = None
+    # Requests still in flight when the stop's grace period ended (or a second signal
+    # came): cancelled, so they have no line, though a server may have answered them.
+    cancelled: int = 0
     stopped_by_failure: bool = False
 
     @property
@@ -108,7 +111,12 @@ def format_summary(stats: BatchStats) -> list[str]:
         lines.append(f"  latency    p50 {p50:.3f} s, p95 {p95:.3f} s")
     if stats.interrupted:
         by = f" by {stats.stop_signal}" if stats.stop_signal else ""
-        lines.append(f"  interrupted{by}: requests in flight were given time to finish")
+        if stats.cancelled:
+            lines.append(
+                f"  interrupted{by}: {stats.cancelled} request(s) still in flight were cancelled"
+            )
+        else:
+            lines.append(f"  interrupted{by}: requests in flight were allowed to finish")
     elif stats.stopped_by_failure:
         lines.append("  stopped at the first failure (--fail-fast)")
     return lines
