@@ -483,3 +483,22 @@ def test_the_terminal_going_away_is_a_clean_sighup(node: Any, tmp_path: Path) ->
         process.kill() if process.poll() is None else None
     assert process.returncode == 129
     assert 4 <= successes(out) == accepted(node) - before < 40
+
+
+def test_nohup_still_means_no_hang_up(node: Any, tmp_path: Path) -> None:
+    """Started with SIGHUP ignored (`nohup`), a batch keeps going through a SIGHUP and
+    finishes every input."""
+    names = write_bodies(tmp_path / "in", 12)
+    out = tmp_path / "r.jsonl"
+    command = gonka(node, "--dir", str(tmp_path / "in"), "--output-file", str(out), "-j", "2")
+    process = start(
+        command, tmp_path, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    )
+    try:
+        wait_until(lines_at_least(out, 2), process, "2 lines")
+        process.send_signal(signal.SIGHUP)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill() if process.poll() is None else None
+    assert process.returncode == 0, stderr.decode()
+    check_one_correct_line_each(out, names)

@@ -525,7 +525,8 @@ class _Stopper:
             return
         for name in STOP_SIGNALS:
             number = getattr(signal, name, None)
-            if number is not None:
+            # An ignored signal stays ignored: `nohup gonka ...` must survive the hang-up.
+            if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
                 self._previous[number] = signal.signal(number, self._handle)
         if hasattr(signal, "SIGXFSZ"):
             self._previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
