@@ -15,7 +15,7 @@ from gonka_cli.errors import PayloadError, UsageError
 from gonka_cli.jsontext import loads
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-# The transfer agents' limit on a request body (PROTOCOL.md section 4: 413 above it): a
+# The transfer agents' limit on a request body (they answer 413 above it): a
 # larger input is refused from its size, before a byte of it is read.
 MAX_INPUT_BYTES = 10 * 1024 * 1024
 # JSON text may not begin with a byte order mark (RFC 8259 section 8.1), but editors on

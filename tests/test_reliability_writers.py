@@ -200,15 +200,15 @@ def test_sigterm_and_sighup_keep_every_accepted_answer(
 
 
 def test_timeout_term_against_a_slow_node_prints_the_summary(node: Any, tmp_path: Path) -> None:
-    """`timeout -s TERM 2 gonka send-request --dir ...`: the summary prints and the file
+    """`timeout -s TERM 3 gonka send-request --dir ...`: the summary prints and the file
     holds exactly the answers the node accepted."""
     write_bodies(tmp_path / "in", 60)
     out = tmp_path / "r.jsonl"
     before = node.stats.accepted
-    command = ["timeout", "-s", "TERM", "2"]
+    command = ["timeout", "-s", "TERM", "3"]
     command += gonka(node, "--dir", str(tmp_path / "in"), "--output-file", str(out), "-j", "2")
     result = run(command, tmp_path)
-    assert result.returncode == 124  # timeout's own code for "I had to stop it"
+    assert result.returncode == 124, result.stderr.decode()  # timeout: "I had to stop it"
     assert "interrupted by SIGTERM" in result.stderr.decode()
     assert "succeeded" in result.stderr.decode()
     assert 0 < successes(out) == accepted(node) - before < 60
