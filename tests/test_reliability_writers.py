@@ -4,7 +4,8 @@ Real `gonka send-request` processes against a dev node whose answers take 150 ms
 run can be caught in the middle), each scenario checked against the node's own
 ``accepted`` counter: every answer the node accepted is in the results file exactly
 once, and every line of the file parses. The scenarios: two runs on one file and a
-``--resume`` racing a run; SIGTERM and SIGHUP at seeded points, and ``timeout -s TERM``;
+``--resume`` racing a run; SIGTERM and SIGHUP at seeded points, ``timeout -s TERM``, a
+terminal that hangs up, and ``nohup``;
 a disk filling up (``RLIMIT_FSIZE``: writes past the limit fail with EFBIG, no root or
 FUSE needed); ``/dev/full``; a closed, full or broken stdout; planted symlinks; ids whose
 body files would collide; a results file inside ``--dir``; a 2 GB input.
@@ -286,7 +287,7 @@ def test_a_closed_stdout_is_refused_before_anything_is_sent(node: Any, tmp_path:
 
 def test_a_closed_pipe_like_head_c_10(node: Any, tmp_path: Path) -> None:
     """`| head -c 10`: the reader goes away; one line, exit 74, no traceback at exit."""
-    write_bodies(tmp_path / "in", 30)
+    write_bodies(tmp_path / "in", 60)  # far more than a pipe buffer holds in time
     process = start(gonka(node, "--dir", str(tmp_path / "in"), "-j", "2"), tmp_path)
     try:
         assert process.stdout is not None
