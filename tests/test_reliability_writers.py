@@ -5,10 +5,10 @@ run can be caught in the middle), each scenario checked against the node's own
 ``accepted`` counter: every answer the node accepted is in the results file exactly
 once, and every line of the file parses. The scenarios: two runs on one file and a
 ``--resume`` racing a run; SIGTERM and SIGHUP at seeded points, ``timeout -s TERM``, a
-terminal that hangs up, and ``nohup``;
-a disk filling up (``RLIMIT_FSIZE``: writes past the limit fail with EFBIG, no root or
-FUSE needed); ``/dev/full``; a closed, full or broken stdout; planted symlinks; ids whose
-body files would collide; a results file inside ``--dir``; a 2 GB input.
+terminal that hangs up, and ``nohup``; a disk filling up (``RLIMIT_FSIZE``: writes past
+the limit fail with EFBIG, no root or FUSE needed); ``/dev/full``; a closed, full or
+broken stdout; planted symlinks; ids whose body files would collide; a results file
+inside ``--dir``; a 2 GB input.
 """
 
 from __future__ import annotations
