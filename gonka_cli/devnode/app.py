@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gonka_cli.devnode.faults import ERROR_FAULTS
+from gonka_cli.devnode.guard import AnswerWhenCancelled
 from gonka_cli.devnode.model import echo_answer
 from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState
 from gonka_cli.devnode.serve import (
@@ -398,7 +399,7 @@ def _not_found_handler(envelope: bool) -> Any:
     return handler
 
 
-def build_app(runtime: NodeRuntime, me: ParticipantState) -> Starlette:
+def build_app(runtime: NodeRuntime, me: ParticipantState) -> ASGIApp:
     """The ASGI app of one participant in the configured mode."""
     mode = runtime.config.mode
     if mode == "gateway":
@@ -412,7 +413,14 @@ def build_app(runtime: NodeRuntime, me: ParticipantState) -> Starlette:
     handler = _not_found_handler(envelope=mode == "gateway")
     app = Starlette(routes=routes, exception_handlers={HTTPException: handler})
     app.add_middleware(NodeDateHeader, runtime=runtime)
-    return app
+    return AnswerWhenCancelled(app, json.dumps(_stopping_error(mode)).encode())
+
+
+def _stopping_error(mode: str) -> dict[str, Any]:
+    message = "the node is stopping and its drain time ran out; retry elsewhere"
+    if mode == "gateway":
+        return {"error": {"message": message, "type": "service_unavailable", "code": "stopping"}}
+    return {"error": message}
 
 
 class NodeDateHeader:

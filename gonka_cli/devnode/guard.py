@@ -129,6 +129,7 @@ class ThrottledLog(logging.Handler):
 
     def report(self, message: str, exc: BaseException | None, traceback: bool = False) -> None:
         """Write `message` (with `exc` summarised on the same line), throttled."""
+        message = message.strip()
         kind = f"{message}|{type(exc).__name__}"
         now = time.monotonic()
         with self._mutex:
@@ -142,7 +143,7 @@ class ThrottledLog(logging.Handler):
             line += f": {_describe(exc)}"
         if held:
             line += f" ({held} more like it held back)"
-        if traceback and exc is not None and not is_resource_error(exc):
+        if traceback and exc is not None and not _expected(exc):
             line += "\n" + "".join(_format_exception(exc)).rstrip()
         self._write(line)
 
@@ -154,11 +155,47 @@ class ThrottledLog(logging.Handler):
         self.report(str(context.get("message", "event loop error")), exc, traceback=True)
 
 
+class AnswerWhenCancelled:
+    """ASGI middleware: a request still in progress when the drain time runs out (its
+    task is cancelled) is answered 503 with `body`, instead of uvicorn's bare 500."""
+
+    def __init__(self, app: Any, body: bytes) -> None:
+        self.app = app
+        self.body = body
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            if scope["type"] != "http" or started:
+                raise
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(self.body)).encode()),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": self.body})
+
+
 def is_resource_error(exc: BaseException) -> bool:
     """Whether an exception is the system running out of descriptors, buffers or memory."""
     return isinstance(exc, MemoryError) or (
         isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS
     )
+
+
+def _expected(exc: BaseException) -> bool:
+    """Whether an error is part of normal operation under load or at stop (no traceback)."""
+    return isinstance(exc, asyncio.CancelledError) or is_resource_error(exc)
 
 
 def _describe(exc: BaseException) -> str:
