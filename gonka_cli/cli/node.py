@@ -309,7 +309,11 @@ def node_command(
     Checks run in the network's order; answers come from a deterministic echo model.
     Participants (and gateway API keys) are printed on stderr; Ctrl-C stops the node.
 
-    Faults: 429, 500, 503, drop (closed unanswered), cut (cut mid-way), slow (--slow-ms).
+    Faults: 429, 500, 503, drop (closed unanswered), cut (cut mid-way), slow (--slow-ms);
+    gateway mode also: seed (503 height_seed_incomplete; never a default).
+
+    The TA allowlist lists the node's own TAs unless --allow or --empty-allowlist.
+    Ctrl-C or SIGTERM answers the requests in flight first (--drain-timeout); again: at once.
 
     --accounts FILE is JSON: [{"address": "gonka1...", "pubkey": B64|null, "balance": N}]
     or {"accounts": [...], "price": N}. Unlisted: 500 "account not found"; null pubkey:
