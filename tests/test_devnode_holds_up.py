@@ -248,14 +248,8 @@ def test_sigterm_answers_the_request_in_flight_then_exits_0() -> None:
         with pytest.raises(httpx2.ConnectError):
             httpx2.get(node.url + "/v1/models", timeout=2)
         sender.join(20)
-        code, err = (
-            node.stop(signal.SIGTERM)
-            if node.process.poll() is None
-            else (
-                node.process.wait(),
-                node.process.communicate()[1],
-            )
-        )
+        _, err = node.process.communicate(timeout=30)  # it exits by itself: no second signal
+        code = node.process.returncode
     assert answers[0].status_code == 200
     assert answers[0].json()["choices"][0]["message"]["content"]
     assert code == 0
