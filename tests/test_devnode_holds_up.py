@@ -275,6 +275,32 @@ def test_a_request_outliving_the_drain_time_gets_503_not_500() -> None:
         code, err = node.stop()
         sender.join(20)
     assert answers[0].status_code == 503
-    assert "drain time ran out" in answers[0].json()["error"]
+    assert "the node stopped before this request was answered" in answers[0].json()["error"]
     assert code == 0
+    assert "Traceback" not in err
+
+
+def test_a_second_sigterm_stops_at_once() -> None:
+    """SIGTERM twice: the node stops without waiting out the drain time; the request in
+    flight gets 503, and the exit code is still 0."""
+    with node_process("--latency-ms", "8000") as node:
+        answers: list[httpx2.Response] = []
+
+        def send() -> None:
+            with httpx2.Client(timeout=20) as client:
+                answers.append(post_signed(client, node.url, payload(), node.address))
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        node.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        code, err = node.stop()
+        stopped_in = time.monotonic() - started
+        sender.join(20)
+    assert code == 0
+    assert stopped_in < 5
+    assert "stopping now" in err
+    assert answers[0].status_code == 503
     assert "Traceback" not in err

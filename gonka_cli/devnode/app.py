@@ -417,7 +417,7 @@ def build_app(runtime: NodeRuntime, me: ParticipantState) -> ASGIApp:
 
 
 def _stopping_error(mode: str) -> dict[str, Any]:
-    message = "the node is stopping and its drain time ran out; retry elsewhere"
+    message = "the node stopped before this request was answered; retry elsewhere"
     if mode == "gateway":
         return {"error": {"message": message, "type": "service_unavailable", "code": "stopping"}}
     return {"error": message}
