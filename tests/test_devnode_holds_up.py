@@ -304,3 +304,41 @@ def test_a_second_sigterm_stops_at_once() -> None:
     assert "stopping now" in err
     assert answers[0].status_code == 503
     assert "Traceback" not in err
+
+
+def test_limit_concurrency_answers_503_beyond_the_limit() -> None:
+    """With limit_concurrency=3 and three connections open, a further request gets 503 at
+    once; once they close, requests are served again."""
+    with start_node(NodeConfig(limits=ServerLimits(limit_concurrency=3))) as node:
+        port = int(node.url.rsplit(":", 1)[1])
+        held = slow_connections(port, 3)
+        with httpx2.Client(timeout=5) as client:
+            refused = client.get(node.url + "/v1/models")
+            for sock in held:
+                sock.close()
+            time.sleep(0.2)
+            served = client.get(node.url + "/v1/models")
+    assert refused.status_code == 503
+    assert served.status_code == 200
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_keep_alive() -> None:
+    """keep_alive_s=1: after an answer, an idle connection is closed about a second later
+    (the header deadline does not apply to a connection that sent nothing more)."""
+    limits = ServerLimits(keep_alive_s=1, header_timeout_s=0.2)
+    with start_node(NodeConfig(limits=limits)) as node:
+        port = int(node.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += sock.recv(65536)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+            while len(body) < length:
+                body += sock.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200")
+            answered = time.monotonic()
+            assert sock.recv(1) == b""
+            idle = time.monotonic() - answered
+    assert 0.8 < idle < 3
