@@ -14,15 +14,13 @@ atomically: a temporary file beside it (mode 0600), fsynced, renamed over it.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from gonka_cli.atomic import replacing
 from gonka_cli.errors import UsageError
 from gonka_cli.jsontext import loads
 
@@ -214,24 +212,12 @@ def _write(
     picks: dict[str, _Pick],
     report: MergeReport,
 ) -> None:
-    directory = out.parent
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".merge.tmp", dir=directory)
-    except OSError as exc:
-        raise UsageError(f"{out}: cannot write here ({exc.strerror})") from None
-    temporary = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as sink:
+        with replacing(out) as sink:
             for custom_id in order:
                 _copy_one(sink, handles, custom_id, picks.get(custom_id), report)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(temporary, out)
     except OSError as exc:
         raise UsageError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        temporary.unlink(missing_ok=True)
-    _fsync_dir(directory)
 
 
 def _copy_one(
@@ -253,15 +239,6 @@ def _copy_one(
         report.succeeded += 1
     else:
         report.failed.append(custom_id)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # --- the summary -----------------------------------------------------------------------

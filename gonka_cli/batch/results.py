@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import quote
 
+from gonka_cli.atomic import fsync_dir, replacing
 from gonka_cli.errors import OutputError, ResultsBusy, UsageError
 from gonka_cli.jsontext import loads
 
@@ -549,7 +550,7 @@ def _rewrite_keeping(target: ResultsFile, *, done_ids: set[str]) -> None:
                 f"cannot rewrite {path} for --resume: {exc.strerror or exc} (the file is as it was)"
             ) from None
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     target.adopt(fd)
 
 
@@ -566,15 +567,6 @@ def _first(custom_id: str | None, wanted: set[str], kept: set[str]) -> bool:
         return False
     kept.add(custom_id)
     return True
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
@@ -626,21 +618,6 @@ def write_body_file(directory: Path, custom_id: str, body: Any) -> Path:
         data = (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode()
     except UnicodeEncodeError:  # a lone surrogate: see `encode_line`
         data = (json.dumps(body, indent=2) + "\n").encode()
-    _refuse_link(target)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name[:64]}.", suffix=".tmp")
-    try:
-        with open(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        _refuse_link(target)
-        os.replace(temporary, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+    with replacing(target, keep_symlink=True) as out:
+        out.write(data)
     return target
-
-
-def _refuse_link(target: Path) -> None:
-    if target.is_symlink():
-        raise OSError(errno.EEXIST, f"{target.name} is a symbolic link, not replaced")

@@ -11,7 +11,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from contextlib import ExitStack
 from enum import StrEnum
 from pathlib import Path
@@ -208,18 +207,11 @@ def _emit_json(value: dict[str, Any]) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     """Write `text` to `path` atomically (a temporary file beside it, renamed), 0644."""
+    from gonka_cli.atomic import replacing
+
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write here ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as sink:
-            sink.write(text)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.chmod(name, 0o644)  # a page to attach and share, unlike the results themselves
-        os.replace(name, path)
+        # 0644: a page to attach and share, unlike the results themselves
+        with replacing(path, mode=0o644) as sink:
+            sink.write(text.encode("utf-8"))
     except OSError as exc:
         raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        Path(name).unlink(missing_ok=True)

@@ -36,19 +36,18 @@ every file records its own parameters, so files of any cost open).
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import hashlib
 import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gonka_cli.atomic import replacing
 from gonka_cli.errors import ConfigError, UsageError
 from gonka_cli.jsontext import loads
 from gonka_cli.keys.files import exposure_warning, read_regular
@@ -320,34 +319,10 @@ def _json_object(raw: bytes, path: Path) -> Any:
 # ---- files on disk -------------------------------------------------------------------------
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def write_atomic(path: Path, data: bytes, *, overwrite: bool) -> None:
     """Write `data` to `path` (0600) all or nothing; FileExistsError unless `overwrite`."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o600)
-        if overwrite:
-            os.replace(temp, path)
-        else:
-            os.link(temp, path)  # fails if `path` exists: no window in which to clobber it
-            temp.unlink()
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with replacing(path, overwrite=overwrite) as handle:
+        handle.write(data)
 
 
 def _encode(document: dict[str, Any]) -> bytes:
