@@ -15,9 +15,15 @@ def test_a_failed_write_leaves_the_target_and_no_temporary(tmp_path: Path) -> No
     """An error inside the block keeps the old content and removes the temporary file."""
     target = tmp_path / "out.jsonl"
     target.write_bytes(b"old\n")
-    with pytest.raises(RuntimeError), replacing(target) as handle:
-        handle.write(b"half")
-        raise RuntimeError("disk full")
+
+
+    def write_half() -> None:
+        with replacing(target) as handle:
+            handle.write(b"half")
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_half()
     assert target.read_bytes() == b"old\n"
     assert os.listdir(tmp_path) == ["out.jsonl"]
 
