@@ -24,7 +24,7 @@ from gonka_cli.endpoints import Endpoint, EndpointPool, discover, fetch_identity
 from gonka_cli.errors import GonkaError, HTTPServerError, NetworkError, PayloadError, UsageError
 from gonka_cli.keys import SigningKey
 from gonka_cli.settings import BearerAuth, RetryPolicy, SendConfig, SignedAuth, Timeouts
-from gonka_cli.signing import CLOCK, NanoClock, Scheme, sign, signature_headers
+from gonka_cli.signing import CLOCK, NanoClock, Scheme, parse_scheme, sign, signature_headers
 from gonka_cli.stream import CompletionAssembler, Delta, StreamError, message_parts
 from gonka_cli.transport import (
     CLOCK_HINT,
@@ -58,12 +58,12 @@ class SignatureAuth(httpx2.Auth):
         self,
         key: SigningKey,
         transfer_address: str,
-        scheme: Scheme = Scheme.HASH,
+        scheme: Scheme | str = Scheme.HASH,
         timestamp_ns: Callable[[], int] = CLOCK.now_ns,
     ) -> None:
         self._key = key
         self._transfer = transfer_address
-        self._scheme = scheme
+        self._scheme = parse_scheme(scheme)  # "hash" from a library caller must not sign raw
         self._timestamp = timestamp_ns
         self.signature = ""
         self.timestamp_ns = 0
