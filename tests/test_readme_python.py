@@ -82,5 +82,6 @@ def test_readme_example_runs(line: int, code: str, capsys: pytest.CaptureFixture
 def test_readme_test_file_passes(line: int, code: str, pytester: pytest.Pytester) -> None:
     """The README's pytest example passes as a user's test file, with the plugin alone."""
     pytester.makepyfile(test_from_readme=code)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    # In a subprocess, without hypothesis: see test_pytest_plugin.run.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
     result.assert_outcomes(passed=code.count("def test_"))
