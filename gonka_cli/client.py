@@ -73,9 +73,9 @@ class SignatureAuth(httpx2.Auth):
         self.signature = sign(
             self._key, request.content, self.timestamp_ns, self._transfer, self._scheme
         )
-        request.headers.update(
-            signature_headers(self.signature, self._key.address, self.timestamp_ns)
-        )
+        headers = signature_headers(self.signature, self._key.address, self.timestamp_ns)
+        for name, value in headers.items():  # one by one: .update() costs 4x (a whole Headers)
+            request.headers[name] = value
         yield request
 
 

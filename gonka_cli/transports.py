@@ -20,16 +20,14 @@ retried: a cut, or an end before ``data: [DONE]``, is raised as a `NetworkError`
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import re
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import httpx2
 
@@ -49,7 +47,14 @@ from gonka_cli.signing import CLOCK, NanoClock, Scheme, parse_scheme, sign, sign
 from gonka_cli.transport import async_client, error_message, json_body, network_error
 from gonka_cli.verdicts import WARN_SKEW_NS, Verdict, date_offset_ns, judge, measure_offset_ns
 
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio (as much as httpx2 to import) is loaded only by the async transport and by the
+# rare reads of the sync one (discovery, identity, clock), so `GonkaTransport` stays light.
+
 log = logging.getLogger("gonka_cli")
+
 
 EndpointSpec = str | tuple[str, str] | Endpoint
 _T = TypeVar("_T")
@@ -468,6 +473,9 @@ class GonkaTransport(httpx2.BaseTransport):
     def _blocking(self, read: Callable[[httpx2.AsyncClient], Awaitable[_T]]) -> _T:
         """Run one of the package's async reads through the inner transport, and wait."""
 
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
         async def main() -> _T:
             async with async_client(self._router.timeouts, _Bridge(self._inner)) as client:
                 return await read(client)
@@ -571,6 +579,8 @@ class AsyncGonkaTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         """Send `request` to a transfer agent, retrying and failing over until it is answered."""
+        import asyncio  # here, not at the top: see the note there
+
         body = await request.aread()
         pool = await self._pool()
         run = self._router.start(pool, request, body)
@@ -630,6 +640,8 @@ class AsyncGonkaTransport(httpx2.AsyncBaseTransport):
     async def _pool(self) -> EndpointPool:
         if self._router.pool is not None:
             return self._router.pool
+        import asyncio
+
         self._lock = self._lock or asyncio.Lock()
         async with self._lock:
             if self._router.pool is not None:

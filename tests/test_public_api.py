@@ -32,7 +32,7 @@ from gonka_cli.pytest_plugin import GonkaNodeFactory
 from tests import vectors as v
 from tests.keystore_helpers import isolate_keystore
 
-HEAVY = ("httpx2", "coincurve", "rich", "typer", "uvicorn", "starlette", "cryptography")
+HEAVY = ("httpx2", "coincurve", "asyncio", "rich", "typer", "uvicorn", "starlette", "cryptography")
 CHAT = json.dumps(
     {"model": "Qwen/QwQ-32B", "messages": [{"role": "user", "content": "Hi"}]}
 ).encode()
