@@ -126,7 +126,7 @@ class _Router:
     def __init__(
         self,
         key: SigningKey,
-        endpoints: Iterable[EndpointSpec] | None,
+        endpoints: Iterable[EndpointSpec] | str | None,
         source_url: str | None,
         scheme: Scheme | str,
         retry: RetryPolicy,
@@ -137,6 +137,8 @@ class _Router:
             raise ConfigError("the transport needs a gonka_cli.SigningKey (see load_key)")
         self.key = key
         self.scheme = parse_scheme(scheme)
+        if isinstance(endpoints, str):  # "url;address,url;address", as GONKA_ENDPOINTS
+            endpoints = [item for item in endpoints.split(",") if item.strip()]
         self.static = [_endpoint(spec) for spec in endpoints or ()]
         self.source_url = normalize_base_url(source_url) if source_url else None
         if not self.static and self.source_url is None:
@@ -347,8 +349,9 @@ class GonkaTransport(httpx2.BaseTransport):
     """An httpx2 transport that signs each request for a Gonka transfer agent and fails over.
 
     `endpoints`: ``"URL;ADDRESS"`` strings, ``(url, address)`` pairs or bare URLs (the
-    address is then read from ``/v1/identity``); `source_url`: a node whose participants
-    are discovered (both may be given). `max_retries`, `base_delay`, `max_delay` and
+    address is then read from ``/v1/identity``), or one comma-separated string as in
+    ``GONKA_ENDPOINTS``; `source_url`: a node whose participants are discovered (both may
+    be given). `max_retries`, `base_delay`, `max_delay` and
     `max_retry_after` are ``gonka send-request``'s retry policy; `connect_timeout` limits
     discovery and identity reads; `transport` is the transport underneath (default: a
     plain ``httpx2.HTTPTransport``).
@@ -358,7 +361,7 @@ class GonkaTransport(httpx2.BaseTransport):
         self,
         key: SigningKey,
         *,
-        endpoints: Iterable[EndpointSpec] | None = None,
+        endpoints: Iterable[EndpointSpec] | str | None = None,
         source_url: str | None = None,
         scheme: Scheme | str = Scheme.HASH,
         max_retries: int = 5,
@@ -560,7 +563,7 @@ class AsyncGonkaTransport(httpx2.AsyncBaseTransport):
         self,
         key: SigningKey,
         *,
-        endpoints: Iterable[EndpointSpec] | None = None,
+        endpoints: Iterable[EndpointSpec] | str | None = None,
         source_url: str | None = None,
         scheme: Scheme | str = Scheme.HASH,
         max_retries: int = 5,

@@ -367,6 +367,17 @@ def test_done_split_across_chunks_is_recognised() -> None:
         )
 
 
+def test_endpoints_as_one_string_are_split_as_gonka_endpoints(seen: list[httpx2.Request]) -> None:
+    """endpoints="url;addr,url;addr" means two endpoints, not a list of characters."""
+    answers = [httpx2.Response(503, json={"error": "busy"}), httpx2.Response(200, json=OK)]
+    inner = httpx2.MockTransport(mock(answers, seen))
+    both = f"http://a.test;{TA_A}, http://b.test;{TA_B}"
+    transport = GonkaTransport(KEY, endpoints=both, transport=inner, base_delay=0.01)
+    with httpx2.Client(transport=transport) as http:
+        assert http.post("http://gonka/v1/chat/completions", content=v.BODY).status_code == 200
+    assert {r.url.host for r in seen} == {"a.test", "b.test"}
+
+
 def test_bad_set_up_is_refused_before_sending() -> None:
     """No endpoints, a bad endpoint, a bad scheme or no key: our own errors, at construction."""
     with pytest.raises(UsageError, match="no endpoints"):
