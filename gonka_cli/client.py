@@ -21,7 +21,14 @@ from typing import Any, Protocol, cast
 import httpx2
 
 from gonka_cli.endpoints import Endpoint, EndpointPool, discover, fetch_identity, usable_endpoints
-from gonka_cli.errors import GonkaError, HTTPServerError, NetworkError, PayloadError, UsageError
+from gonka_cli.errors import (
+    GonkaError,
+    HTTPServerError,
+    NetworkError,
+    PayloadError,
+    Unreachable,
+    UsageError,
+)
 from gonka_cli.keys import SigningKey
 from gonka_cli.settings import BearerAuth, RetryPolicy, SendConfig, SignedAuth, Timeouts
 from gonka_cli.signing import CLOCK, NanoClock, Scheme, parse_scheme, sign, signature_headers
@@ -36,7 +43,7 @@ from gonka_cli.transport import (
 from gonka_cli.verdicts import WARN_SKEW_NS, Verdict, date_offset_ns, judge, measure_offset_ns
 
 JSON_HEADERS = {"Content-Type": "application/json"}
-MAX_SIGNED_BODY_BYTES = 10 * 1024 * 1024  # PROTOCOL.md section 4: a TA answers 413 above it
+MAX_SIGNED_BODY_BYTES = 10 * 1024 * 1024  # docs/protocol.md section 4: a TA answers 413 above it
 
 
 # --- Authentication -----------------------------------------------------------------------
@@ -452,14 +459,17 @@ class Sender:
                 self._follow(attempt.endpoint, verdict.moved_to, state)
                 continue
             state.failures += 1
-            if not verdict.retry or state.failures >= budget:
+            if not verdict.retry or state.failures >= self._budget(verdict, candidates, budget):
                 raise self._final(verdict, state)
             endpoint = await self._next_endpoint(pool, candidates, endpoint, verdict, state)
 
     async def _attempt(self, attempt: _Attempt, body: bytes, out: _Tracked) -> _Answer:
         url = attempt.endpoint.chat_url
         try:
-            attempt.transfer = await self._transfer_for(attempt.endpoint)
+            try:
+                attempt.transfer = await self._transfer_for(attempt.endpoint)
+            except NetworkError as exc:  # this TA is down or silent: another may answer
+                raise _Failed(Verdict(exc, retry=True, failover=True)) from None
             auth = self._auth(attempt)
             async with self._client.stream(
                 "POST", url, content=body, headers=JSON_HEADERS, auth=auth
@@ -490,6 +500,14 @@ class Sender:
             bearer=self.bearer,
             body=answer.body.decode("utf-8", "replace")[:2000],
         )
+
+    @staticmethod
+    def _budget(verdict: Verdict, candidates: list[Endpoint], budget: int) -> int:
+        """How many failures end a request: one retry only when the one endpoint there is
+        cannot be connected to at all (a node that is not running will not start)."""
+        if isinstance(verdict.error, Unreachable) and len(candidates) == 1:
+            return min(budget, 2)
+        return budget
 
     async def _next_endpoint(
         self,

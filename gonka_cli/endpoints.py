@@ -1,4 +1,4 @@
-"""Where requests go: endpoints, discovery (PROTOCOL.md section 5), choice and failover.
+"""Where requests go: endpoints, discovery (docs/protocol.md section 5), choice and failover.
 
 An `Endpoint` is a base URL ending in ``/v1`` and, for signed requests, the transfer
 address the signature is bound to (empty until known). The parsing and choosing here
@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
-from gonka_cli.errors import ConfigError, GonkaError, HTTPClientError, UsageError
+from gonka_cli.errors import ConfigError, GonkaError, HTTPClientError, NetworkError, UsageError
 from gonka_cli.keys import parse_address
 
 if TYPE_CHECKING:
@@ -225,8 +225,10 @@ async def fetch_identity(client: httpx2.AsyncClient, base_url: str, timeouts: Ti
     url = normalize_base_url(base_url) + "/identity"
     try:
         document = await get_json(client, url, timeouts)
+    except NetworkError:
+        raise  # a node that is down: its own hint (is it running?) is the right one
     except GonkaError as exc:
-        exc.hint = "pass the TA's address with --endpoint-account, or use --endpoint URL;ADDRESS"
+        exc.hint = _identity_hint(exc)
         raise
     data = document.get("data") if isinstance(document, dict) else None
     address = data.get("address") if isinstance(data, dict) else None
@@ -237,6 +239,19 @@ async def fetch_identity(client: httpx2.AsyncClient, base_url: str, timeouts: Ti
         )
     assert isinstance(data, dict)
     return Identity(parse_address(address), parse_time_ns(data.get("timestamp")))
+
+
+def _identity_hint(error: GonkaError) -> str:
+    """Every transfer agent answers ``/v1/identity``; a 401 or 404 there means this is
+    most likely a broker or gateway, not a TA."""
+    from gonka_cli.verdicts import GATEWAY_HINT
+
+    if isinstance(error, HTTPClientError) and error.status_code in (401, 404):
+        return (
+            f"{GATEWAY_HINT}. If it is a transfer agent behind a proxy, pass its address "
+            "with --endpoint-account"
+        )
+    return "pass the TA's address with --endpoint-account, or use --endpoint URL;ADDRESS"
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")

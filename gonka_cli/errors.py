@@ -9,6 +9,7 @@ The tree::
     ├── HTTPClientError             exit 4   a final HTTP 4xx from a node or gateway
     ├── HTTPServerError             exit 5   5xx, or 429 after every retry and endpoint
     ├── NetworkError                exit 6   connection failures and time-outs
+    │   └── Unreachable             exit 6   nothing answers at that address at all
     ├── ConfigError                 exit 7   keys, passphrases, settings, config files
     ├── PartialFailure              exit 8   a batch in which some requests failed
     └── Interrupted                 exit 130 Ctrl-C
@@ -93,6 +94,10 @@ class NetworkError(GonkaError):
     """Could not connect, the connection dropped, or a time-out was hit."""
 
     exit_code = ExitCode.NETWORK
+
+
+class Unreachable(NetworkError):
+    """No connection could be made at all (refused, or the host does not resolve)."""
 
 
 class ConfigError(GonkaError):

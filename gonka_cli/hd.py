@@ -2,7 +2,7 @@
 
 `inferenced keys add` makes a 24-word BIP39 mnemonic, stretches it into a 64-byte seed
 (empty BIP39 passphrase by default) and derives the account key at ``m/44'/1200'/0'/0/0``
-(PROTOCOL.md section 7). The `mnemonic` package supplies the word list, checksum and
+(docs/protocol.md section 7). The `mnemonic` package supplies the word list, checksum and
 seed. The BIP32 private derivation is written out here (HMAC-SHA512 and a scalar
 addition mod n, coincurve for the parent public key) because the `bip32` package pins
 coincurve below 21; the official BIP32 test vectors pin this code down.

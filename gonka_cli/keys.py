@@ -1,7 +1,7 @@
 """Private keys, public keys and ``gonka1...`` addresses (pure: no I/O).
 
 An address is bech32 (BIP-173) with the prefix ``gonka`` over
-RIPEMD160(SHA256(33-byte compressed public key)), as PROTOCOL.md section 7 says.
+RIPEMD160(SHA256(33-byte compressed public key)), as docs/protocol.md section 7 says.
 No error raised here ever contains the key material it was given.
 """
 

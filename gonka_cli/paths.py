@@ -12,9 +12,19 @@ ENV_HOME = "GONKA_HOME"
 
 
 def gonka_home() -> Path:
-    """The gonka directory (not created here)."""
+    """The gonka directory (not created here); a ConfigError (exit 7) when something other
+    than a directory is in its place, rather than "no keys yet"."""
     configured = os.environ.get(ENV_HOME)
-    return Path(configured).expanduser() if configured else Path.home() / ".gonka"
+    home = Path(configured).expanduser() if configured else Path.home() / ".gonka"
+    if home.exists() and not home.is_dir():
+        from gonka_cli.errors import ConfigError
+
+        origin = f"${ENV_HOME}={configured}" if configured else str(home)
+        raise ConfigError(
+            f"{origin} is not a directory",
+            hint=f"point {ENV_HOME} at a directory (it holds keys and config.toml), or unset it",
+        )
+    return home
 
 
 def ensure_private_dir(path: Path) -> Path:

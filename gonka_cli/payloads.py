@@ -14,6 +14,11 @@ from gonka_cli.errors import PayloadError, UsageError
 from gonka_cli.jsontext import loads
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# JSON text may not begin with a byte order mark (RFC 8259 section 8.1), but editors on
+# Windows write one; a chat body drops it before parsing, and the bytes sent (and signed)
+# are those after it.
+UTF8_BOM = b"\xef\xbb\xbf"
+PROMPT_SOURCE = "<prompt>"
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ def prepare_chat_body(raw: RawInput, overrides: Overrides = Overrides()) -> Chat
     The bytes are untouched unless an override changes the body, in which case the
     whole object is re-encoded compactly (those exact bytes are then signed and sent).
     """
+    if raw.data.startswith(UTF8_BOM):
+        raw = RawInput(raw.data[len(UTF8_BOM) :], raw.source)
     parsed = parse_json_object(raw)
     changed = _apply(parsed, overrides, raw.source)
     data = encode_compact(parsed) if changed else raw.data
@@ -233,3 +240,38 @@ def _check_messages(messages: object, source: str) -> None:
 def _json_kind(value: object) -> str:
     names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number")
+
+
+# --- A prompt instead of a body ----------------------------------------------------------
+
+
+def is_json_object_text(text: str) -> bool:
+    """Whether TEXT is meant as a JSON request body (it starts with ``{``), as `inferenced`
+    takes it; anything else given as TEXT is a prompt."""
+    return text.lstrip(" \t\r\n\ufeff").startswith("{")
+
+
+def prompt_text(text: str) -> str:
+    """The prompt of ``--prompt TEXT`` or ``--prompt -`` (standard input, one trailing
+    newline dropped), checked to be text a request can carry."""
+    if text == "-":
+        data = _read_stdin().removeprefix(UTF8_BOM)
+        try:
+            text = data.decode("utf-8").removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"<stdin>: the prompt is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                f"at offset {exc.start})"
+            ) from None
+    _refuse_undecodable("the prompt", text)
+    if not text.strip():
+        raise UsageError("the prompt is empty")
+    return text
+
+
+def prompt_body(text: str, model: str, system: str | None = None) -> RawInput:
+    """``{"model": M, "messages": [system?, user]}`` for a prompt, compactly encoded."""
+    _refuse_undecodable("--system", system)
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": text})
+    return RawInput(encode_compact({"model": model, "messages": messages}), PROMPT_SOURCE)

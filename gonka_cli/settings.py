@@ -77,7 +77,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("auth", "--auth", ("GONKA_AUTH",), default="auto"),
     Setting("node_address", "--node-address", ("GONKA_NODE_ADDRESS", "GONKA_ENDPOINT")),
-    Setting("broker_url", None, ("GONKA_BROKER_URL",)),
+    Setting("broker_url", "--base-url", ("GONKA_BROKER_URL",)),
     Setting("endpoints", "--endpoint", ("GONKA_ENDPOINTS",), Kind.LIST, default=()),
     Setting("source_url", "--source-url", ("GONKA_SOURCE_URL",)),
     Setting(
@@ -102,6 +102,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("follow_moved", "--follow-moved", ("GONKA_FOLLOW_MOVED",), Kind.BOOL, False),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
+# What a kind of value is called in messages ("expected an integer").
+_WANTED = {
+    Kind.TEXT: "text",
+    Kind.INT: "an integer",
+    Kind.FLOAT: "a number",
+    Kind.BOOL: "true or false",
+    Kind.LIST: "a list of strings",
+}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -214,14 +222,14 @@ def _check(setting: Setting, value: Any, origin: str) -> Any:
         if setting.kind is Kind.FLOAT and not isinstance(value, bool):
             return float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{origin}: expected a {setting.kind.value}, got {value!r}") from None
+        raise ConfigError(f"{origin}: expected {_WANTED[setting.kind]}, got {value!r}") from None
     if setting.kind is Kind.LIST:
         items = [value] if isinstance(value, str) else value
         if isinstance(items, list | tuple) and all(isinstance(item, str) for item in items):
             return tuple(items)
     elif isinstance(value, bool if setting.kind is Kind.BOOL else str):
         return value
-    raise ConfigError(f"{origin}: {setting.name} expects a {setting.kind.value}, got {value!r}")
+    raise ConfigError(f"{origin}: {setting.name} expects {_WANTED[setting.kind]}, got {value!r}")
 
 
 def config_path() -> Path:
@@ -409,7 +417,7 @@ class AuthMode(StrEnum):
 
 @dataclass(frozen=True)
 class SignedAuth:
-    """Signed requests to a transfer agent (PROTOCOL.md sections 1 and 2)."""
+    """Signed requests to a transfer agent (docs/protocol.md sections 1 and 2)."""
 
     key: SigningKey
     scheme: Scheme = Scheme.HASH
@@ -417,7 +425,7 @@ class SignedAuth:
 
 @dataclass(frozen=True)
 class BearerAuth:
-    """``Authorization: Bearer <key>`` to a broker or gateway (PROTOCOL.md section 10)."""
+    """``Authorization: Bearer <key>`` to a broker or gateway (docs/protocol.md section 10)."""
 
     api_key: str = field(repr=False)
 
@@ -435,20 +443,40 @@ class SendConfig:
     fixed_timestamp: int | None = None
 
 
-def choose_auth(requested: str, *, signing: bool, bearer: bool) -> AuthMode:
-    """Turn ``auto`` into bearer or signature from the keys configured, or say what to pass."""
+def choose_auth(
+    requested: str,
+    *,
+    signing: bool,
+    bearer: bool,
+    to_broker: int | None = None,
+    to_ta: int | None = None,
+) -> AuthMode:
+    """Turn ``auto`` into bearer or signature: the destination decides, then the keys.
+
+    `to_broker` and `to_ta` are the strength of the configured destinations (the rank
+    of their `Source`, lower is stronger; None when there is none): a broker or gateway
+    URL means Bearer, a transfer agent means a signature, and the stronger one wins. A
+    stored signing key never turns a broker destination into a signed request. When the
+    destinations are equally strong (or absent), the keys configured decide.
+    """
     try:
         mode = AuthMode(requested)
     except ValueError:
         raise ConfigError(f"--auth {requested!r}: choose auto, signature or bearer") from None
     if mode is not AuthMode.AUTO:
         return mode
+    if to_broker is not None and (to_ta is None or to_broker < to_ta):
+        return AuthMode.BEARER
+    if to_ta is not None and (to_broker is None or to_ta < to_broker) and (signing or bearer):
+        # A transfer agent's URL with only an API key: it may be a gateway's URL.
+        return AuthMode.BEARER if bearer and not signing else AuthMode.SIGNATURE
     if signing != bearer:
         return AuthMode.SIGNATURE if signing else AuthMode.BEARER
     if signing:
         raise ConfigError(
-            "both a signing key and a broker API key are configured",
-            hint="pass --auth signature (a transfer agent) or --auth bearer (a broker or gateway)",
+            "both a signing key and a broker API key are configured, and the destination "
+            "does not say which way in is meant",
+            hint="pass --auth bearer (a broker or gateway) or --auth signature (a transfer agent)",
         )
     raise ConfigError(
         "no key configured to send with",
@@ -524,16 +552,19 @@ def targets(settings: Settings, mode: AuthMode) -> tuple[tuple[Endpoint, ...], s
 
 
 def _bearer_url(settings: Settings) -> str:
-    node = settings["node_address"]
-    if node.source is Source.FLAG:
-        return str(node.value)
-    url = settings.text("broker_url") or settings.text("node_address")
-    if not url:
+    """The broker's URL: ``--base-url``/``GONKA_BROKER_URL``/a profile's ``broker_url``,
+    or a ``--node-address`` given with ``--auth bearer``, the stronger source first."""
+    candidates = [
+        (list(Source).index(settings[name].source), rank, name)
+        for rank, name in enumerate(("broker_url", "node_address"))
+        if settings.text(name)
+    ]
+    if not candidates:
         raise ConfigError(
             "no broker or gateway base URL",
             hint="set GONKA_BROKER_URL (ending in /v1) or pass --base-url URL",
         )
-    return url
+    return settings.text(min(candidates)[2]) or ""
 
 
 def signing_configured(settings: Settings) -> bool:
@@ -545,6 +576,13 @@ def signing_configured(settings: Settings) -> bool:
         account_address=settings.text("account_address"),
         private_key_file=settings.text("private_key_file"),
     )
+
+
+def signing_key_named(settings: Settings) -> bool:
+    """Whether a signing key is named (``--key``, ``--account-address``, a key file, or
+    ``GONKA_PRIVATE_KEY``), as opposed to merely stored as the default."""
+    named = ("key", "account_address", "private_key_file", "private_key")
+    return any(settings.text(name) for name in named)
 
 
 def signing_key(settings: Settings) -> SigningKey:
@@ -559,12 +597,30 @@ def signing_key(settings: Settings) -> SigningKey:
     )
 
 
+def destination_ranks(settings: Settings) -> tuple[int | None, int | None]:
+    """How strongly a broker and a transfer agent are configured as the destination
+    (the rank of the strongest source; None when not at all): see `choose_auth`."""
+
+    def rank(names: tuple[str, ...]) -> int | None:
+        ranks = [
+            list(Source).index(settings[name].source)
+            for name in names
+            if settings[name].source is not Source.DEFAULT and settings[name].value
+        ]
+        return min(ranks, default=None)
+
+    return rank(("broker_url",)), rank(("endpoints", "node_address", "source_url"))
+
+
 def auth_mode(settings: Settings, *, dev_key: SigningKey | None = None) -> AuthMode:
-    """Bearer or signature, from ``--auth`` and the keys configured."""
+    """Bearer or signature, from ``--auth``, the destination and the keys configured."""
+    to_broker, to_ta = destination_ranks(settings)
     return choose_auth(
         settings.text("auth") or "auto",
         signing=dev_key is not None or signing_configured(settings),
         bearer=api_key_configured(settings),
+        to_broker=to_broker,
+        to_ta=to_ta,
     )
 
 
@@ -577,15 +633,14 @@ def send_config(
 ) -> SendConfig:
     """Resolve keys, endpoints, time-outs and retries into a `SendConfig`.
 
-    `dev_key` signs when no key is configured (``--dev`` uses a throwaway key).
+    `dev_key`, when given, signs (``--dev`` uses a throwaway key unless one is named).
     """
     mode = mode or auth_mode(settings, dev_key=dev_key)
     auth: SignedAuth | BearerAuth
     if mode is AuthMode.BEARER:
         auth = BearerAuth(load_api_key(settings))
     else:
-        use_dev = dev_key is not None and not signing_configured(settings)
-        key = dev_key if use_dev and dev_key is not None else signing_key(settings)
+        key = dev_key if dev_key is not None else signing_key(settings)
         auth = SignedAuth(key, parse_scheme(settings.text("scheme")))
     endpoints, source_url = targets(settings, mode)
     return SendConfig(

@@ -1,6 +1,6 @@
 """The signed-message layouts of a Gonka request, signing and strict verification (pure).
 
-PROTOCOL.md section 1: the message is ``hex(sha256(body)) + timestamp + transfer_address``
+docs/protocol.md section 1: the message is ``hex(sha256(body)) + timestamp + transfer_address``
 (scheme ``hash``, current) or ``body + timestamp + transfer_address`` (scheme ``raw``,
 nodes before v0.2.6); the timestamp is appended only when > 0. The digest is
 SHA-256(message), the signature compact ``r || s`` in low-S form, base64 with padding.
@@ -41,7 +41,7 @@ def parse_scheme(value: Scheme | str) -> Scheme:
 
 
 def build_message(body: bytes, timestamp_ns: int, transfer_address: str, scheme: Scheme) -> bytes:
-    """The exact message of PROTOCOL.md section 1 whose SHA-256 is signed."""
+    """The exact message of docs/protocol.md section 1 whose SHA-256 is signed."""
     head = hashlib.sha256(body).hexdigest().encode() if scheme is Scheme.HASH else body
     stamp = str(timestamp_ns).encode() if timestamp_ns > 0 else b""
     return head + stamp + transfer_address.encode()
@@ -180,7 +180,7 @@ CLOCK = NanoClock()
 def signature_headers(
     signature_b64: str, requester_address: str, timestamp_ns: int
 ) -> dict[str, str]:
-    """The headers of PROTOCOL.md section 2 (never ``X-Transfer-Address``)."""
+    """The headers of docs/protocol.md section 2 (never ``X-Transfer-Address``)."""
     headers = {
         "Content-Type": "application/json",
         "Authorization": signature_b64,

@@ -2,7 +2,7 @@
 
 The network side (reading events with httpx2's SSE parser) lives in `gonka_cli.client`; this module
 only sees the ``data`` text of each event, so it is tested with plain strings.
-PROTOCOL.md section 6: chunks carry ``choices[].delta`` (``content``,
+docs/protocol.md section 6: chunks carry ``choices[].delta`` (``content``,
 ``reasoning_content`` or ``reasoning``, ``tool_calls``), a last chunk with empty
 ``choices`` carries ``usage``, and ``data: [DONE]`` ends the stream.
 """

@@ -16,7 +16,13 @@ from typing import Any
 
 import httpx2
 
-from gonka_cli.errors import GonkaError, HTTPClientError, HTTPServerError, NetworkError
+from gonka_cli.errors import (
+    GonkaError,
+    HTTPClientError,
+    HTTPServerError,
+    NetworkError,
+    Unreachable,
+)
 from gonka_cli.jsontext import loads
 from gonka_cli.settings import Timeouts
 from gonka_cli.stream import error_text
@@ -25,6 +31,10 @@ BROKER_HINT = (
     "signed requests are retired on Gonka mainnet since v0.2.14: send through a broker or a "
     "gateway instead, with --auth bearer, GONKA_BROKER_URL=<base url ending in /v1> and "
     "GONKA_BROKER_API_KEY (or --api-key-file / --api-key-cmd)"
+)
+UNREACHABLE_HINT = (
+    "is the node (or gateway) running? Check the URL and port; `gonka node` starts a local "
+    "one, and `gonka send-request --dev` uses one of its own"
 )
 CLOCK_HINT = (
     "sync your clock with NTP (for example `sudo timedatectl set-ntp true` or "
@@ -74,9 +84,9 @@ def network_error(exc: httpx2.TransportError, url: str, timeouts: Timeouts) -> N
     if isinstance(exc, httpx2.TimeoutException):
         return NetworkError(f"time-out talking to {url} ({type(exc).__name__})")
     if isinstance(exc, httpx2.ConnectError):
-        return NetworkError(
+        return Unreachable(
             f"could not connect to {url}: {_reason(exc)}",
-            hint="check the URL and that the node or gateway is running",
+            hint=UNREACHABLE_HINT,
         )
     return NetworkError(f"connection to {url} failed: {_reason(exc)}")
 

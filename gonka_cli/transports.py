@@ -60,7 +60,7 @@ EndpointSpec = str | tuple[str, str] | Endpoint
 _T = TypeVar("_T")
 # Never forwarded: the signature replaces any Authorization (the OpenAI SDK sends its
 # api_key), Host and the length are the new request's own, and X-Transfer-Address must
-# never be sent (PROTOCOL.md section 2).
+# never be sent (docs/protocol.md section 2).
 _DROPPED = frozenset(
     {
         "host",

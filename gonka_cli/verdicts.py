@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 
 from gonka_cli.endpoints import parse_time_ns
 from gonka_cli.errors import GonkaError, HTTPClientError
-from gonka_cli.transport import BROKER_HINT, CLOCK_HINT, http_error, retry_after, server_time_ns
+from gonka_cli.transport import (
+    BROKER_HINT,
+    CLOCK_HINT,
+    http_error,
+    json_body,
+    retry_after,
+    server_time_ns,
+)
 
 if TYPE_CHECKING:
     import httpx2
@@ -24,6 +31,15 @@ if TYPE_CHECKING:
 
 SKEW_MESSAGES = ("signature is too old", "signature is in the future")
 NO_ACCOUNT = ("account not found", "has no public key")
+TA_HINT = (
+    "this is a transfer agent: it takes signed requests, not an API key. Sign instead: "
+    "drop the API key (or pass --auth signature) and give a key (--key NAME, "
+    "GONKA_PRIVATE_KEY, or `gonka keys add`)"
+)
+GATEWAY_HINT = (
+    "this is a broker or gateway: it takes an API key, not a signature. Pass --auth bearer "
+    "with GONKA_BROKER_API_KEY (or --api-key-file), and the base URL as --base-url"
+)
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 MIN_SKEW_NS = 1_000_000_000
 WARN_SKEW_NS = 10_000_000_000  # well inside the network's window, far beyond Date's precision
@@ -51,8 +67,11 @@ def judge(
     bearer: bool,
     body: str = "",
 ) -> Verdict:
-    """Decide what an error answer means (PROTOCOL.md sections 4 and 10)."""
+    """Decide what an error answer means (docs/protocol.md sections 4 and 10)."""
     lowered = message.lower()
+    wrong_way = wrong_way_in(status, lowered, bearer, body)
+    if wrong_way:  # the same request would fail the same way everywhere: no retry
+        return Verdict(http_error(status, message, url, hint=wrong_way, body=body), headers=headers)
     hint = _hint(status, lowered, bearer, headers)
     if 300 <= status < 400:
         return _moved(status, message, headers, url, body)
@@ -65,6 +84,27 @@ def judge(
         wait = retry_after(headers) if status in (429, 503) else None
         return Verdict(error, retry=True, failover=True, wait=wait, headers=headers)
     return Verdict(error, headers=headers)
+
+
+def wrong_way_in(status: int, message: str, bearer: bool, body: str) -> str | None:
+    """The hint when the answer shows a signed request went to a gateway, or a Bearer
+    request to a transfer agent (`message` lower-cased); None otherwise.
+
+    A TA answers errors as ``{"error": "text"}``; a gateway in OpenAI's envelope
+    ``{"error": {"message": ...}}``. A Bearer request carries no requester address, so a
+    TA fails it looking that address up (500 "empty address string is not allowed").
+    """
+    error = json_body(body.encode()).get("error")
+    if bearer:
+        no_requester = status == 500 and "address" in message and (
+            "empty" in message or "invalid" in message
+        )
+        refused = status == 401 and isinstance(error, str) and "pubkey" in message
+        return TA_HINT if no_requester or refused else None
+    gateway_shaped = isinstance(error, dict)
+    if gateway_shaped and (status == 401 or (status == 404 and "model" not in message)):
+        return GATEWAY_HINT
+    return None
 
 
 def _moved(status: int, message: str, headers: Mapping[str, str], url: str, body: str) -> Verdict:

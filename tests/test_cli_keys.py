@@ -40,7 +40,7 @@ def passphrase(monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def body_file(tmp_path: Path) -> Path:
-    """The PROTOCOL.md section 8 request body in a file."""
+    """The docs/protocol.md section 8 request body in a file."""
     path = tmp_path / "body.json"
     path.write_bytes(v.BODY)
     return path
@@ -157,7 +157,7 @@ def test_add_json_carries_the_mnemonic_and_no_backup_hides_it() -> None:
 
 @pytest.mark.usefixtures("passphrase")
 def test_recover_derives_the_vector_and_does_not_echo_the_words() -> None:
-    """--recover with piped words gives the PROTOCOL.md address and never prints the words."""
+    """--recover with piped words gives the docs/protocol.md address and never prints the words."""
     result = _recover()
     assert result.stdout == v.PRIVATE_KEY_ADDRESS + "\n"
     assert "junk" not in result.stdout + result.stderr
@@ -542,8 +542,10 @@ def test_no_command_prints_a_secret_except_export_and_the_one_time_mnemonic(
             if not allowed_hex:
                 assert all(form not in text for form in hex_forms), (label, stream)
             assert v.MNEMONIC not in text, (label, stream)
-            assert "junk" not in text, (label, stream)
-            assert "jank" not in text, (label, stream)
+            # a fresh random mnemonic may itself hold the word "junk" (about 1 run in 85)
+            rest = text.replace(new_words, "") if allowed_words else text
+            assert "junk" not in rest, (label, stream)
+            assert "jank" not in rest, (label, stream)
             if not allowed_words:
                 assert new_words not in text, (label, stream)
     assert fresh.stderr.count(new_words) == 1

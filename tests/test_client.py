@@ -511,10 +511,12 @@ def test_whole_request_timeout_names_the_flag() -> None:
 
 
 def test_connect_failures_exhaust_to_exit_6(harness: Harness) -> None:
-    """A node that never answers ends in a network error naming the URL, after 1 + 5 attempts."""
+    """Endpoints that never answer end in a network error naming the URL, after 1 + 5
+    attempts spread over them (a single one gets one retry: see test_wrong_way_in)."""
     harness.network.script["a"] = [httpx2.ConnectError("refused")] * 6
-    with pytest.raises(NetworkError, match="could not connect to http://a/v1/chat/completions"):
-        harness.send(signed("a"))
+    harness.network.script["b"] = [httpx2.ConnectError("refused")] * 6
+    with pytest.raises(NetworkError, match=r"could not connect to http://[ab]/v1/chat/completions"):
+        harness.send(signed("a", "b"))
     assert len(harness.network.posts()) == 6
 
 

@@ -1,4 +1,4 @@
-"""The dev node as a transfer agent: every check of PROTOCOL.md section 4, over real HTTP."""
+"""The dev node as a transfer agent: every check of docs/protocol.md section 4, over real HTTP."""
 
 from __future__ import annotations
 

@@ -140,7 +140,7 @@ def test_bip32_official_vectors(seed: str, path: str, xpub: str, xprv: str) -> N
 
 
 def test_protocol_mnemonic_vector_gonka_coin_type() -> None:
-    """PROTOCOL.md 8: the test mnemonic at m/44'/1200'/0'/0/0 gives the published key."""
+    """docs/protocol.md 8: the test mnemonic at m/44'/1200'/0'/0/0 gives the published key."""
     secret = hd.secret_from_mnemonic(v.MNEMONIC)
     key = SigningKey.from_secret(secret)
     assert hd.DEFAULT_PATH == "m/44'/1200'/0'/0/0"
@@ -150,7 +150,7 @@ def test_protocol_mnemonic_vector_gonka_coin_type() -> None:
 
 
 def test_protocol_mnemonic_vector_cosmos_coin_type() -> None:
-    """PROTOCOL.md 8: the same words at Cosmos' coin type 118 give the other published address."""
+    """docs/protocol.md 8: the same words at coin type 118 give the other published address."""
     secret = hd.secret_from_mnemonic(v.MNEMONIC, hd.bip44_path(hd.COSMOS_COIN_TYPE))
     assert SigningKey.from_secret(secret).address == v.COSMOS_118_ADDRESS
 

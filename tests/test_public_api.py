@@ -1,4 +1,4 @@
-"""The public Python API: lazy and typed, the keys and signatures of PROTOCOL.md section 8,
+"""The public Python API: lazy and typed, the keys and signatures of docs/protocol.md section 8,
 and signing for clients nobody here wrote (requests, httpx2) against the dev node."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_the_package_ships_its_type_marker() -> None:
 
 
 def test_a_key_from_the_protocol_mnemonic() -> None:
-    """The PROTOCOL.md words at Gonka's path give its private key, public key and address."""
+    """The docs/protocol.md words at Gonka's path give its private key, public key and address."""
     key = SigningKey.from_mnemonic(v.MNEMONIC)
     assert key.to_hex() == v.PRIVATE_KEY_HEX
     assert key.public_key_b64 == v.PRIVATE_KEY_PUBKEY_B64
@@ -139,7 +139,7 @@ def test_load_key_without_any_key_says_how_to_get_one() -> None:
 
 
 def test_signed_headers_match_the_protocol_vectors() -> None:
-    """Fixed time and address give PROTOCOL.md's signatures for both schemes."""
+    """Fixed time and address give docs/protocol.md's signatures for both schemes."""
     key = SigningKey.from_hex(v.PRIVATE_KEY_HEX)
     headers = signed_headers(key, v.BODY, v.TRANSFER_ADDRESS, timestamp_ns=v.TIMESTAMP)
     assert headers == {

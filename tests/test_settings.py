@@ -53,7 +53,7 @@ def test_sdk_and_docs_variable_names() -> None:
 
 def test_bad_values_are_config_errors() -> None:
     """Wrong kinds and unknown profile keys name where they came from."""
-    with pytest.raises(ConfigError, match=r"\$GONKA_MAX_RETRIES: expected a int"):
+    with pytest.raises(ConfigError, match=r"\$GONKA_MAX_RETRIES: expected an integer"):
         resolve({}, {"GONKA_MAX_RETRIES": "many"}, Profile({}))
     with pytest.raises(ConfigError, match="unknown setting"):
         resolve({}, {}, Profile({"modle": "x"}, "t"))

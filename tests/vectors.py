@@ -1,4 +1,4 @@
-"""Known-answer vectors, copied from ../shared/PROTOCOL.md section 8 (never regenerated)."""
+"""Known-answer vectors, copied from docs/protocol.md section 8 (never regenerated)."""
 
 PUBKEY_B64 = "Au5ZQav3E36PZpGta2xUa8r9xEEo9Biph3fG5i3qaeSG"
 PUBKEY_ADDRESS = "gonka1jwrv4q8hpxc354pr87pt0pkulaep67e9s4z0ym"

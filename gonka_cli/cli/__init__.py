@@ -21,6 +21,7 @@ from gonka_cli.cli._common import GonkaGroup, help_markup
 # name -> (module in this package, attribute, whether it is a sub-app), in help order.
 COMMANDS: dict[str, tuple[str, str, bool]] = {
     "send-request": ("send", "send_request_command", False),
+    "results": ("results", "app", True),
     "sign": ("signature", "sign_command", False),
     "verify": ("signature", "verify_command", False),
     "keys": ("keys", "app", True),
@@ -29,6 +30,22 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "account": ("diag", "account_command", False),
     "models": ("diag", "models_command", False),
     "config": ("diag", "config_app", True),
+}
+
+
+# One line each for the top-level help (click would cut the docstrings' first sentences
+# off with "..." to fit); a command missing here shows its docstring's first sentence.
+SUMMARIES: dict[str, str] = {
+    "send-request": "Send a chat request: signed to a TA, or Bearer to a broker.",
+    "sign": "Sign a request body as a transfer agent checks it.",
+    "verify": "Check a signature: exit 0 if valid, 3 if not.",
+    "keys": "Create, import, list, export and delete signing keys.",
+    "node": "Run a local transfer agent or gateway to test against.",
+    "endpoints": "List the epoch's transfer agents and which are usable.",
+    "account": "Is an account ready to sign? Its public key and balance.",
+    "models": "List the models a node or gateway serves.",
+    "config": "Show every setting and where its value comes from.",
+    "results": "Merge shard results files and report on a finished batch.",
 }
 
 
@@ -57,7 +74,9 @@ def build_app(only: str | None = None) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,
         context_settings={"help_option_names": ["-h", "--help"]},
-        add_completion=False,
+        # --install-completion/--show-completion on the bare group only: `gonka sign`
+        # builds no completion parameters (start-up stays as it was).
+        add_completion=only is None,
         rich_markup_mode=help_markup(),
     )
     app.callback()(_root)  # a callback keeps a one-command app a group: `gonka sign ...`
@@ -66,9 +85,9 @@ def build_app(only: str | None = None) -> typer.Typer:
             continue
         target = getattr(importlib.import_module(f"gonka_cli.cli.{module}"), attribute)
         if is_group:
-            app.add_typer(target, name=name)
+            app.add_typer(target, name=name, short_help=SUMMARIES.get(name))
         else:
-            app.command(name)(target)
+            app.command(name, short_help=SUMMARIES.get(name))(target)
     return app
 
 

@@ -52,6 +52,12 @@ def warn(message: str) -> None:
     sys.stderr.flush()
 
 
+def info(message: str) -> None:
+    """A plain line on stderr: what was done, for the user, never data."""
+    sys.stderr.write(redact(message) + "\n")
+    sys.stderr.flush()
+
+
 def help_markup() -> Literal["rich"] | None:
     """Rich help panels on a terminal; plain help when piped, which also starts 50 ms
     sooner (typer's rich help imports a Markdown parser)."""
@@ -123,7 +129,7 @@ def emit_json(value: Any) -> None:
 
 
 class SchemeChoice(StrEnum):
-    """Signed-message layouts (PROTOCOL.md section 1)."""
+    """Signed-message layouts (docs/protocol.md section 1)."""
 
     hash = "hash"
     raw = "raw"

@@ -19,7 +19,6 @@ from gonka_cli.cli._common import (
     PassphraseFileOpt,
     PrivateKeyFileOpt,
     SchemeChoice,
-    TextArg,
     TimestampOpt,
     TransferOpt,
 )
@@ -38,15 +37,16 @@ from gonka_cli.cli.send_batch import (  # issue 6: batch sending
     RateOpt,
     RecursiveOpt,
     ResumeOpt,
+    ShardCountOpt,
     ShardOpt,
     refuse_single_only,
 )
-from gonka_cli.errors import Interrupted, UsageError
+from gonka_cli.errors import HTTPClientError, Interrupted, UsageError
 
 if TYPE_CHECKING:
     from gonka_cli.client import Notice, Outcome
     from gonka_cli.keys import SigningKey
-    from gonka_cli.payloads import ChatBody
+    from gonka_cli.payloads import ChatBody, Overrides
     from gonka_cli.render import Consoles, TerminalSink
     from gonka_cli.settings import SendConfig, Settings
 
@@ -94,15 +94,42 @@ class View:
 
 
 def send_request_command(
-    text: TextArg = None,
+    text: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[PROMPT|JSON]",
+            help="A prompt, or a JSON request body (text starting with '{').",
+        ),
+    ] = None,
     file: FilesOpt = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt",
+            "-p",
+            metavar="TEXT|-",
+            help="Send TEXT as the user message (- reads it from stdin).",
+        ),
+    ] = None,
+    system: Annotated[
+        str | None,
+        typer.Option("--system", metavar="TEXT", help="A system message before the prompt."),
+    ] = None,
     node_address: Annotated[
         str | None,
         typer.Option(
             "--node-address",
+            metavar="URL",
+            help="A transfer agent's URL (/v1 optional): a signed request.",
+            rich_help_panel=WHERE,
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
             "--base-url",
             metavar="URL",
-            help="A TA's URL, or a broker/gateway base URL (/v1 optional).",
+            help="A broker's or gateway's base URL (/v1 optional): a Bearer request.",
             rich_help_panel=WHERE,
         ),
     ] = None,
@@ -262,6 +289,7 @@ def send_request_command(
     glob: GlobOpt = "*.json",
     jsonl: JsonlOpt = None,
     shard: ShardOpt = None,
+    shard_count: ShardCountOpt = None,
     output_file: OutputFileOpt = None,
     output_dir: OutputDirOpt = None,
     resume: ResumeOpt = False,
@@ -273,7 +301,14 @@ def send_request_command(
     """Send a chat request and print the answer: signed to a transfer agent, or with an
     API key to a broker or gateway (how Gonka mainnet is reached since v0.2.14).
 
-    The body is sent byte for byte as given (overrides re-encode it compactly).
+    The destination decides the way in: --base-url or GONKA_BROKER_URL sends Bearer;
+    --node-address, --endpoint, --source-url or --dev signs (--auth settles a tie).
+
+    The body is sent byte for byte as given (overrides re-encode it compactly). A
+    prompt (TEXT not starting with '{', or --prompt) becomes a one-message chat request
+    for --model, else GONKA_MODEL or the profile's model, else the endpoint's first model.
+
+        gonka send-request --dev "What is the capital of France?"
 
         gonka send-request --dev --file inference-requests/request_payload.json
 
@@ -289,6 +324,7 @@ def send_request_command(
     flags: dict[str, Any] = {
         "auth": auth.value if auth else None,
         "node_address": node_address,
+        "broker_url": base_url,
         "endpoints": endpoint,
         "source_url": source_url,
         "transfer_address": endpoint_account,
@@ -307,8 +343,15 @@ def send_request_command(
     }
     if print_as is not None and not dry_run:
         raise UsageError("--print goes with --dry-run")
-    from gonka_cli.payloads import Overrides, prepare_chat_body, read_input
+    from gonka_cli.payloads import Overrides, is_json_object_text, prepare_chat_body, read_input
     from gonka_cli.settings import load_settings
+
+    if text is not None and prompt is None and not is_json_object_text(text):
+        text, prompt = None, text  # TEXT that is not a JSON object is a prompt
+    if prompt is not None and (text is not None or file):
+        raise UsageError("give either a prompt or a request body (TEXT or --file), not both")
+    if system is not None and prompt is None:
+        raise UsageError("--system goes with a prompt (TEXT or --prompt), not a JSON body")
 
     settings = load_settings(flags, profile=profile)
     overrides = Overrides(
@@ -316,11 +359,14 @@ def send_request_command(
     )
     batch = BatchArgs(
         tuple(file or ()), batch_dir, recursive, glob, jsonl, shard, output_file, output_dir,
-        resume, concurrency, rate, fail_fast, quiet,
+        resume, concurrency, rate, fail_fast, quiet, shard_count,
     )  # fmt: skip
     if batch.requested():  # issue 6: many requests through the same Sender
         refuse_single_only(
-            text=text is not None, dry_run=dry_run, timestamp=timestamp is not None, output=output
+            text=text is not None or prompt is not None,
+            dry_run=dry_run,
+            timestamp=timestamp is not None,
+            output=output,
         )
         batch_job = BatchJob(batch, overrides, verbose)
         if dev:
@@ -328,7 +374,13 @@ def send_request_command(
         else:
             batch_job.run(settings)
         return
-    body = prepare_chat_body(read_input(text, batch.single_file()), overrides)
+    body: ChatBody | Prompt
+    if prompt is not None:
+        from gonka_cli.payloads import prompt_text
+
+        body = Prompt(prompt_text(prompt), system, overrides)
+    else:
+        body = prepare_chat_body(read_input(text, batch.single_file()), overrides)
     view = View(output, hide_reasoning, usage, verbose)
     job = _Job(body, view, timestamp, print_as or PrintAs.http if dry_run else None)
     if dev:
@@ -338,10 +390,48 @@ def send_request_command(
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """A prompt whose request body is built once the destination is known (its model may
+    come from the endpoint)."""
+
+    text: str
+    system: str | None
+    overrides: Overrides
+
+    def chat_body(self, config: SendConfig, settings: Settings, consoles: Consoles) -> ChatBody:
+        """The one-message chat request, its model named on stderr unless --model gave it."""
+        from gonka_cli.payloads import prepare_chat_body, prompt_body
+        from gonka_cli.render import notice
+
+        model = self.overrides.model
+        if model is None:
+            model, origin = self._model(config, settings)
+            notice(consoles.err, f"model {model} (from {origin})")
+        return prepare_chat_body(prompt_body(self.text, model, self.system), self.overrides)
+
+    @staticmethod
+    def _model(config: SendConfig, settings: Settings) -> tuple[str, str]:
+        from gonka_cli.modelpick import first_model_at
+        from gonka_cli.settings import BearerAuth
+
+        configured = settings.text("model")
+        if configured is not None:
+            return configured, settings["model"].origin
+        base = config.endpoints[0].url if config.endpoints else config.source_url
+        if base is None:  # send_config always names a destination; kept for the type
+            raise UsageError("no endpoint to ask for a model: pass --model NAME")
+        headers = None
+        if isinstance(config.auth, BearerAuth):
+            headers = {"Authorization": f"Bearer {config.auth.api_key}"}
+        model = run_async(first_model_at(base, config.timeouts, headers))
+        return model, f"the first model of {base}/models"
+
+
+@dataclass(frozen=True)
 class _Job:
     """One send-request invocation after parsing: what to send and how to show it."""
 
-    body: ChatBody
+    body: ChatBody | Prompt
     view: View
     timestamp: int | None
     dry_run: PrintAs | None
@@ -356,23 +446,41 @@ class _Job:
         consoles = make_consoles()
         mode = AuthMode.SIGNATURE if dev else None
         config = send_config(settings, mode=mode, fixed_timestamp=self.timestamp, dev_key=dev_key)
+        body = self.body
+        if isinstance(body, Prompt):
+            body = body.chat_body(config, settings, consoles)
         if self.dry_run is not None:
-            run_async(_dry_run(config, self.body, self.dry_run, settings, consoles))
+            run_async(_dry_run(config, body, self.dry_run, settings, consoles))
             return
-        _send_and_show(config, self.body, self.view, consoles)
+        try:
+            _send_and_show(config, body, self.view, consoles)
+        except HTTPClientError as exc:
+            self._explain_own_timestamp(exc)
+            raise
+
+    def _explain_own_timestamp(self, exc: HTTPClientError) -> None:
+        """A timestamp the user gave is not a clock to fix: say it is out of the window."""
+        from gonka_cli.transport import CLOCK_HINT
+
+        if self.timestamp is not None and exc.hint == CLOCK_HINT:
+            exc.hint = (
+                f"--timestamp {self.timestamp} is outside the window the node accepts (60 s "
+                "behind to 30 s ahead of its clock): drop --timestamp to sign with the "
+                "current time"
+            )
 
 
 def _run_dev(flags: dict[str, Any], profile: str | None, job: _Job | BatchJob) -> None:
-    """``--dev``: a dev node in this process, a throwaway key unless one is configured."""
+    """``--dev``: a dev node in this process, a throwaway key unless one is named."""
     from gonka_cli.devnode import NodeConfig, start_node
     from gonka_cli.keys import SigningKey
     from gonka_cli.render import make_consoles, notice
-    from gonka_cli.settings import load_settings, signing_configured
+    from gonka_cli.settings import load_settings, signing_key_named
 
-    clashing = [name for name in ("node_address", "endpoints", "source_url") if flags.get(name)]
-    if clashing or flags.get("auth") == "bearer":
+    where = ("node_address", "broker_url", "endpoints", "source_url")
+    if any(flags.get(name) for name in where) or flags.get("auth") == "bearer":
         raise UsageError(
-            "--dev starts its own transfer agent: drop --node-address, "
+            "--dev starts its own transfer agent: drop --node-address, --base-url, "
             "--endpoint, --source-url and --auth bearer"
         )
     err = make_consoles().err
@@ -381,12 +489,12 @@ def _run_dev(flags: dict[str, Any], profile: str | None, job: _Job | BatchJob) -
             {**flags, "node_address": node.url, "transfer_address": None}, profile=profile
         )
         dev_key = None
-        if not signing_configured(settings):
+        if not signing_key_named(settings):  # a stored default key is not asked for
             dev_key = SigningKey.generate()
             notice(
                 err,
-                f"dev node at {node.url}; no signing key configured, signing with a "
-                f"throwaway dev key ({dev_key.address})",
+                f"dev node at {node.url}; signing with a throwaway dev key "
+                f"({dev_key.address}; --key NAME signs with a stored key)",
             )
         else:
             notice(err, f"dev node at {node.url}")
@@ -438,6 +546,7 @@ def _show(outcome: Outcome, view: View, consoles: Consoles) -> None:
 
     if view.output is SendOutput.json:
         print_json(consoles.out, {**outcome.response, "gonka": outcome.meta()})
+    _explain_cut(outcome.response, view, consoles)
     if view.usage:
         print_line(consoles.err, "usage: " + usage_text(outcome.usage, outcome.meta()), "dim")
     if view.usage or view.verbose:
@@ -446,6 +555,25 @@ def _show(outcome: Outcome, view: View, consoles: Consoles) -> None:
         if view.verbose:
             facts = {**meta, **facts}
         print_facts(consoles.err, facts)
+
+
+def _explain_cut(response: dict[str, Any], view: View, consoles: Consoles) -> None:
+    """``finish_reason: length`` said on stderr: an answer cut short (or empty) is otherwise
+    silent, since the text on stdout just stops."""
+    from gonka_cli.render import notice
+
+    choices = response.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    if not isinstance(first, dict) or first.get("finish_reason") != "length":
+        return
+    message = first.get("message")
+    message = message if isinstance(message, dict) else {}
+    note = "finish_reason: length (the answer was cut off by max_tokens; raise --max-tokens)"
+    if not message.get("content") and view.output is SendOutput.text:
+        note += "; stdout got nothing"
+        if message.get("reasoning_content") or message.get("reasoning"):
+            note += " (every token went to reasoning)"
+    notice(consoles.err, note, "warning")
 
 
 async def _dry_run(
@@ -470,6 +598,30 @@ async def _dry_run(
         print_json(consoles.out, dryrun.as_json(*parts, extra))
     else:
         origin = api_key_origin(settings) if sender.bearer else None
-        key_ref = dryrun.key_reference(origin, settings.text(origin) if origin else None)
-        body_file = None if body.changed or body.source.startswith("<") else body.source
+        key_ref = dryrun.key_reference(origin, _absolute(origin, settings))
+        body_file = _body_file(body)
         print_line(consoles.out, dryrun.as_curl(*parts, body_file=body_file, key_ref=key_ref))
+
+
+def _body_file(body: ChatBody) -> str | None:
+    """The body's file as an absolute path (the curl command then works from any
+    directory), when it holds exactly the bytes sent; else None (the bytes are inlined)."""
+    from pathlib import Path
+
+    if body.changed or body.source.startswith("<"):
+        return None
+    path = Path(body.source).expanduser().resolve()
+    try:
+        return str(path) if path.read_bytes() == body.data else None  # a BOM was dropped
+    except OSError:
+        return None
+
+
+def _absolute(origin: str | None, settings: Settings) -> str | None:
+    """The API key's source for the curl command; a key file as an absolute path."""
+    from pathlib import Path
+
+    value = settings.text(origin) if origin else None
+    if origin == "api_key_file" and value:
+        return str(Path(value).expanduser().resolve())
+    return value

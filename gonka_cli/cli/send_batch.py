@@ -8,6 +8,7 @@ the runner is `gonka_cli.batch.plan.run_batch`.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,18 @@ ShardOpt = Annotated[
     str | None,
     typer.Option(
         "--shard",
-        metavar="K/N",
-        help="Send only shard K of N (stable split by custom_id).",
+        metavar="K/N|auto",
+        help="Send only shard K of N (stable split by custom_id); auto: from the CI's index.",
+        rich_help_panel=BATCH,
+    ),
+]
+ShardCountOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--shard-count",
+        metavar="N",
+        min=1,
+        help="With --shard auto under a Kubernetes Indexed Job: N shards ($GONKA_SHARD_COUNT).",
         rich_help_panel=BATCH,
     ),
 ]
@@ -145,6 +156,7 @@ class BatchArgs:
     rate: float | None = None
     fail_fast: bool = False
     quiet: bool = False
+    shard_count: int | None = None
 
     def requested(self) -> bool:
         """Whether these options ask for a batch rather than a single request."""
@@ -156,6 +168,7 @@ class BatchArgs:
             or self.output_dir is not None
             or self.resume
             or self.shard is not None
+            or self.shard_count is not None
         )
 
     def single_file(self) -> str | None:
@@ -164,13 +177,16 @@ class BatchArgs:
 
     def plan(self, overrides: Overrides) -> BatchPlan:
         """The runner's plan."""
-        from gonka_cli.batch.inputs import parse_shard
         from gonka_cli.batch.plan import BatchPlan, BatchSource
+        from gonka_cli.batch.shard import resolve_shard
 
+        shard, found = resolve_shard(self.shard, self.shard_count, os.environ)
+        if found is not None:  # --shard auto says which engine's index it used
+            _info(found)
         source = BatchSource(self.directory, self.recursive, self.glob, self.files, self.jsonl)
         return BatchPlan(
             source,
-            shard=parse_shard(self.shard) if self.shard is not None else None,
+            shard=shard,
             output_file=self.output_file,
             output_dir=self.output_dir,
             resume=self.resume,

@@ -1,6 +1,6 @@
 """The ASGI application of one participant, in each of the three modes.
 
-`ta`: a transfer agent (PROTOCOL.md sections 3 to 6) that verifies signed requests.
+`ta`: a transfer agent (docs/protocol.md sections 3 to 6) that verifies signed requests.
 `retired`: a v0.2.14 mainnet node whose classic inference routes answer 410.
 `gateway`: a broker's gateway with API keys (see `gonka_cli.devnode.gateway`).
 """
@@ -139,7 +139,7 @@ def _account_json(pubkey: bytes | None, balance: int) -> dict[str, Any]:
 
 
 def discovery_document(runtime: NodeRuntime, epoch: int) -> dict[str, Any]:
-    """The `/v1/epochs/{epoch}/participants` answer (PROTOCOL.md section 5)."""
+    """The `/v1/epochs/{epoch}/participants` answer (docs/protocol.md section 5)."""
     height = runtime.block_height()
     participants = [
         {

@@ -1,6 +1,6 @@
 """Gateway mode: a broker's or self-run gateway as mainnet serves inference since v0.2.14.
 
-PROTOCOL.md section 10: plain OpenAI requests with ``Authorization: Bearer <key>``, no
+docs/protocol.md section 10: plain OpenAI requests with ``Authorization: Bearer <key>``, no
 signature, OpenAI error envelopes, ``X-Request-Id`` and ``X-Devshard-ID`` headers, ids
 ``devshard-<escrow>-<nonce>``, ``Retry-After`` on 429 and 503, 402 when a key's balance
 (in tokens) is spent, and a retired gateway that answers 308 with a JSON ``new_url``.

@@ -1,6 +1,6 @@
 """The checks a transfer agent runs on a signed chat request, in the network's order (pure).
 
-PROTOCOL.md section 4, one function per row: body, allowlist, Authorization, model,
+docs/protocol.md section 4, one function per row: body, allowlist, Authorization, model,
 message roles, requester lookup, signature, model served, balance, timestamp window,
 replay. The first failing check raises `Refusal` with the status and message the
 network answers with. Header names are looked up in lower case.
