@@ -102,7 +102,9 @@ def test_async_openai_through_faulty_tas(gonka_node_factory: GonkaNodeFactory) -
         return "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
 
     async def main() -> list[str]:
-        transport = AsyncGonkaTransport(node.key, endpoints=pairs, base_delay=0.02)
+        # 30 requests at once: their retries arrive together, and a fast-failing retrier can
+        # draw a run of a TA's seeded faults in a row, so a larger budget than the default.
+        transport = AsyncGonkaTransport(node.key, endpoints=pairs, base_delay=0.02, max_retries=10)
         async with httpx2.AsyncClient(transport=transport) as http:
             client = AsyncOpenAI(base_url="http://gonka/v1", api_key="unused", http_client=http)
             return await asyncio.gather(*(one(client, n) for n in range(30)))
