@@ -32,6 +32,8 @@ KEY = "480293bb12c956967e64c039801ed48ead6b56d34bd5f985ed53f70755d5a3ad"
 # What a Python user pays to get the transport the OpenAI SDK needs (target: at most a
 # quarter of `import gonka_openai`).
 LIBRARY = "import gonka_cli; gonka_cli.GonkaTransport"
+# A keyring-test folder written by a Cosmos SDK binary (see tests/fixtures/keyring/README.md).
+KEYRING = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "keyring" / "perpilize"
 
 
 def _time(argv: list[str], env: dict[str, str]) -> float:
@@ -70,6 +72,10 @@ def main() -> None:
         commands = {
             "floor: import typer, coincurve": [py, "-c", "import typer, coincurve"],
             "gonka sign --file F": [py, "-m", "gonka_cli", "sign", "--file", str(body)],
+            "gonka sign, key in a test keyring": [
+                *(py, "-m", "gonka_cli", "sign", "--file", str(body), "--key", "validator"),
+                *("--keyring-backend", "test", "--keyring-dir", str(KEYRING)),
+            ],
             "gonka --help": [py, "-m", "gonka_cli", "--help"],
             "gonka --help, on a terminal": [py, "-m", "gonka_cli", "--help"],
             "SDK: import gonka_openai": [py, "-c", "import gonka_openai"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gonka_cli.errors import InvalidSignature
 from gonka_cli.keys import SigningKey, parse_address, parse_public_key
-from gonka_cli.keysource import resolve_signing_key
+from gonka_cli.keys.selection import KeyringChoice, resolve_signing_key
 from gonka_cli.signing import (
     CLOCK,
     Scheme,
@@ -26,13 +26,18 @@ def load_key(
     *,
     private_key_file: str | None = None,
     passphrase_file: str | None = None,
+    keyring_backend: str | None = None,
+    keyring_dir: str | None = None,
 ) -> SigningKey:
-    """The signing key, found in the same order as the command line's.
+    """The signing key, found in the same order and key sources as the command line's.
 
     A ``gonka1...`` address selects the stored key with that address (or, failing that,
     ``GONKA_PRIVATE_KEY`` must be that address's key), any other text a stored key by
-    name; with neither, ``GONKA_PRIVATE_KEY``, then `private_key_file`, then the default
-    stored key. Encrypted keys are opened with `passphrase_file`, else
+    name (gonka's keystore, then `inferenced`'s ``test`` keyring); with neither,
+    ``GONKA_PRIVATE_KEY``, then `private_key_file`, then the default stored key.
+    `keyring_backend` (``test`` or ``file``; else ``GONKA_KEYRING_BACKEND``) and
+    `keyring_dir` pick one `inferenced` keyring instead, as ``--keyring-backend`` and
+    ``--keyring-dir`` do. Encrypted keys are opened with `passphrase_file`, else
     ``GONKA_KEYRING_PASSPHRASE``, else a hidden prompt. Raises `ConfigError` when no key
     is found or it cannot be opened.
     """
@@ -43,6 +48,7 @@ def load_key(
         account_address=text if is_address else None,
         private_key_file=private_key_file,
         passphrase_file=passphrase_file,
+        keyring=KeyringChoice(backend=keyring_backend, keyring_dir=keyring_dir),
     )
 
 

@@ -30,6 +30,7 @@ from gonka_cli.errors import (
     UsageError,
 )
 from gonka_cli.keys import SigningKey
+from gonka_cli.limits import DEFAULT_DEADLINE_S, MAX_EVENT_BYTES
 from gonka_cli.settings import BearerAuth, RetryPolicy, SendConfig, SignedAuth, Timeouts
 from gonka_cli.signing import CLOCK, NanoClock, Scheme, parse_scheme, sign, signature_headers
 from gonka_cli.stream import CompletionAssembler, Delta, StreamError, message_parts
@@ -39,10 +40,15 @@ from gonka_cli.transport import (
     error_message,
     json_body,
     network_error,
+    read_capped,
+    read_prefix,
+    too_large,
+    undecodable,
 )
 from gonka_cli.verdicts import WARN_SKEW_NS, Verdict, date_offset_ns, judge, measure_offset_ns
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+SIZE_FLAG = "--max-response-bytes"
 MAX_SIGNED_BODY_BYTES = 10 * 1024 * 1024  # docs/protocol.md section 4: a TA answers 413 above it
 
 
@@ -237,19 +243,28 @@ class _Tracked:
         self.sink.raw(text)
 
 
-class _Tee:
-    """Stands in for the response inside `EventSource`: passes the SSE text to `raw` too."""
+class _TooLarge(Exception):
+    """A stream passed its byte limit (--max-response-bytes)."""
 
-    def __init__(self, response: httpx2.Response, raw: Callable[[str], None]) -> None:
+
+class _Tee:
+    """Stands in for the response inside `EventSource`: passes the SSE text to `raw` too,
+    and stops the stream once its text passes `limit` bytes (endless deltas)."""
+
+    def __init__(self, response: httpx2.Response, raw: Callable[[str], None], limit: int) -> None:
         self.headers = response.headers
         self.request = response.request
         self._response = response
         self._raw = raw
+        self._left = limit
 
     async def aiter_text(self) -> AsyncIterator[str]:
         texts = cast(AsyncGenerator[str, None], self._response.aiter_text())
         async with aclosing(texts) as chunks:
             async for text in chunks:
+                self._left -= len(text.encode("utf-8", "surrogatepass"))
+                if self._left < 0:
+                    raise _TooLarge
                 self._raw(text)
                 yield text
 
@@ -271,9 +286,10 @@ class _Failed(Exception):
         self.verdict = verdict
 
 
-async def _read_stream(response: httpx2.Response, out: _Tracked, url: str) -> _Answer:
+async def _read_stream(response: httpx2.Response, out: _Tracked, url: str, limit: int) -> _Answer:
     assembler = CompletionAssembler()
-    source = httpx2.EventSource(cast(httpx2.Response, _Tee(response, out.raw)))
+    tee = _Tee(response, out.raw, limit)
+    source = httpx2.EventSource(cast(httpx2.Response, tee), min(MAX_EVENT_BYTES, limit))
     try:
         async with aclosing(cast(AsyncGenerator[Any, None], aiter(source))) as events:
             async for event in events:
@@ -284,6 +300,12 @@ async def _read_stream(response: httpx2.Response, out: _Tracked, url: str) -> _A
     except StreamError as exc:
         message = f"the stream from {url} reported an error: {exc}"
         raise _Failed(_stream_failure(message, out)) from None
+    except _TooLarge:
+        raise _Failed(_over(too_large(url, limit, "stream", SIZE_FLAG), out)) from None
+    except httpx2.SSEError:
+        flag = SIZE_FLAG if limit < MAX_EVENT_BYTES else None
+        error = too_large(url, min(MAX_EVENT_BYTES, limit), "server-sent event", flag)
+        raise _Failed(_over(error, out)) from None
     if not assembler.done:
         error = NetworkError(f"the stream from {url} ended before [DONE]")
         raise _Failed(_cut(error, out))
@@ -294,6 +316,14 @@ def _stream_failure(message: str, out: _Tracked) -> Verdict:
     if out.delivered:
         return Verdict(HTTPServerError(message + " (answer cut off)", status_code=502))
     return Verdict(HTTPServerError(message, status_code=502), retry=True, failover=True)
+
+
+def _over(error: NetworkError, out: _Tracked) -> Verdict:
+    """A size limit was hit: never retried (the same server would send the same again)."""
+    if out.delivered:
+        error.message += " (the answer above is cut off)"
+        error.args = (error.message,)
+    return Verdict(error)
 
 
 def _cut(error: NetworkError, out: _Tracked) -> Verdict:
@@ -394,14 +424,20 @@ class Sender:
         state = _State(time.monotonic())
         out = _Tracked(sink or NullSink(), state.started)
         total = self.config.timeouts.total
+        default = total is None and not _streamed(body)
+        if default:
+            total = DEFAULT_DEADLINE_S
         try:
             async with asyncio.timeout(total):
                 return await self._send(body, out, state, model or _model_of(body))
         except TimeoutError:
             raise NetworkError(
                 f"no complete answer within --timeout {total:g} s"
+                + (" (the default for a request that is not streamed)" if default else "")
                 + (" (the answer above is cut off)" if out.delivered else ""),
-                hint="raise --timeout, or leave it unset (only --read-timeout then limits silence)",
+                hint="raise --timeout"
+                if default
+                else "raise --timeout, or leave it unset (only --read-timeout then limits silence)",
             ) from None
 
     def _check_size(self, body: bytes) -> None:
@@ -456,7 +492,7 @@ class Sender:
             if verdict.skew and await self._correct_skew(verdict, attempt, state):
                 continue
             if verdict.moved_to and self.config.follow_moved and state.moves < 3:
-                self._follow(attempt.endpoint, verdict.moved_to, state)
+                self._follow(attempt.endpoint, verdict, state)
                 continue
             state.failures += 1
             if not verdict.retry or state.failures >= self._budget(verdict, candidates, budget):
@@ -478,16 +514,22 @@ class Sender:
                 attempt.signature = getattr(auth, "signature", None)
                 attempt.timestamp_ns = getattr(auth, "timestamp_ns", None)
                 answer = _Answer(response.status_code, response.headers)
+                limit = self.config.max_response_bytes
                 if not 200 <= response.status_code < 300:
-                    answer.body = await response.aread()
+                    answer.body = await read_prefix(response)
                     raise _Failed(self._judge(answer, url))
                 if "text/event-stream" in response.headers.get("content-type", ""):
-                    return await _read_stream(response, out, url)
-                answer.body = await response.aread()
+                    return await _read_stream(response, out, url, limit)
+                try:
+                    answer.body = await read_capped(response, limit, url, "answer", SIZE_FLAG)
+                except NetworkError as exc:
+                    raise _Failed(Verdict(exc)) from None
         except httpx2.UnsupportedProtocol as exc:
             raise UsageError(f"{url}: {exc}") from exc
         except httpx2.TransportError as exc:
             raise _Failed(_cut(network_error(exc, url, self.config.timeouts), out)) from exc
+        except httpx2.DecodingError as exc:
+            raise _Failed(_over(undecodable(exc, url), out)) from exc
         return _read_json(answer, out, url)
 
     def _judge(self, answer: _Answer, url: str) -> Verdict:
@@ -602,11 +644,27 @@ class Sender:
             )
         )
 
-    def _follow(self, endpoint: Endpoint, new_url: str, state: _State) -> None:
-        from gonka_cli.endpoints import normalize_base_url
+    def _follow(self, endpoint: Endpoint, verdict: Verdict, state: _State) -> None:
+        """Send to where the endpoint moved; credentials never go to another origin
+        unless ``--trust-origin`` names it (else the move is refused, nothing is sent)."""
+        from urllib.parse import urljoin
 
+        from gonka_cli.endpoints import normalize_base_url, origin
+
+        new_url = normalize_base_url(urljoin(endpoint.chat_url, verdict.moved_to or ""))
+        new_origin = origin(new_url)
+        if new_origin != origin(endpoint.url) and new_origin not in self.config.trusted_origins:
+            error = verdict.error
+            error.message += (
+                f"; not followed: {new_origin} is another origin, and the "
+                + ("API key" if self.bearer else "signature")
+                + " is not sent there unless you trust it"
+            )
+            error.args = (error.message,)
+            error.hint = f"to follow it with your credentials, add --trust-origin {new_origin}"
+            raise error
         state.moves += 1
-        self._moved[endpoint.url] = normalize_base_url(new_url)
+        self._moved[endpoint.url] = new_url
         self._notify(Notice("moved", f"{endpoint.url} moved to {new_url}; following", "warning"))
 
     def _current(self, endpoint: Endpoint) -> Endpoint:
@@ -678,6 +736,10 @@ class Sender:
             signature=attempt.signature,
             timestamp_ns=attempt.timestamp_ns,
         )
+
+
+def _streamed(body: bytes) -> bool:
+    return json_body(body).get("stream") is True
 
 
 def _model_of(body: bytes) -> str | None:

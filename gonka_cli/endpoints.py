@@ -66,6 +66,22 @@ def _check_host_and_port(url: str, text: str, parts: SplitResult) -> None:
         raise UsageError(f"{url!r}: port 0 cannot be connected to")
 
 
+def origin(url: str) -> str:
+    """``scheme://host:port`` of an http(s) URL, the port spelled out: what credentials
+    are bound to (a move to another origin must not take them along)."""
+    import httpx2  # lazily, as in `_check_host_and_port`
+
+    try:
+        parsed = httpx2.URL(url.strip())
+    except (httpx2.InvalidURL, ValueError) as exc:
+        raise UsageError(f"{url!r} is not a valid URL ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f"{url!r} is not an http(s) URL", hint="for example https://host:8443")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return f"{parsed.scheme}://{host.lower()}:{port}"
+
+
 def node_root(url: str) -> str:
     """The node's root URL (the base URL without ``/v1``)."""
     return normalize_base_url(url)[: -len("/v1")]

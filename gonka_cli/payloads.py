@@ -173,6 +173,7 @@ def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
     before = _compact_text(body)
     for name, given in (("--model", overrides.model), ("GONKA_MODEL", overrides.default_model)):
         _refuse_undecodable(name, given)
+        _refuse_secret_like(name, given)
     if overrides.model is not None:
         body["model"] = overrides.model
     elif overrides.default_model and not body.get("model"):
@@ -192,6 +193,18 @@ def _refuse_undecodable(name: str, value: str | None) -> None:
     lone surrogates, which no request body can carry)."""
     if value is not None and _SURROGATE.search(value):
         raise UsageError(f"{name}: the value is not valid UTF-8 text")
+
+
+def _refuse_secret_like(name: str, value: str | None) -> None:
+    """A model name that looks like a private key or a mnemonic is a secret in the wrong
+    place: it is refused (not echoed) before anything is sent."""
+    from gonka_cli.redact import looks_secret
+
+    if value is not None and looks_secret(value):
+        raise UsageError(
+            f"{name}: that model name looks like a private key or a mnemonic; nothing was sent",
+            hint="pass the model's name, for example Qwen/QwQ-32B",
+        )
 
 
 def _compact_text(value: object) -> str:

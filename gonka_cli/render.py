@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from gonka_cli.redact import plain, redact, scrub_data
+
 
 @dataclass(frozen=True)
 class Consoles:
@@ -112,9 +114,10 @@ class TerminalSink:
 
 
 def print_json(console: Console, value: Any) -> None:
-    """One JSON document: indented on a terminal, compact when piped."""
+    """One JSON document: indented on a terminal, compact when piped; without the secrets
+    in use or C1 controls (`gonka_cli.redact.scrub_data`), whatever the command."""
     indent = 2 if console.is_terminal else None
-    _write(console, json.dumps(value, indent=indent, ensure_ascii=False) + "\n")
+    _write(console, json.dumps(scrub_data(value), indent=indent, ensure_ascii=False) + "\n")
 
 
 def print_line(console: Console, text: str, style: str | None = None) -> None:
@@ -123,7 +126,8 @@ def print_line(console: Console, text: str, style: str | None = None) -> None:
 
 
 def notice(console: Console, message: str, level: str = "info") -> None:
-    """``warning: ...`` in yellow, or an info line dimmed, on stderr."""
+    """``warning: ...`` in yellow, or an info line dimmed, on stderr (redacted)."""
+    message = redact(message)
     if level == "warning":
         _write(console, "warning:", "yellow")
         _write(console, f" {message}\n")
@@ -138,7 +142,11 @@ def print_table(
     *,
     title: str | None = None,
 ) -> None:
-    """A table: boxed on a terminal; plain aligned columns, never cut, when piped."""
+    """A table: boxed on a terminal; plain aligned columns, never cut, when piped.
+
+    Cells often hold a server's text (participants, models): escapes and control
+    characters are dropped, so a listing cannot retitle or clear the terminal."""
+    rows = [[plain(cell, newlines=False) for cell in row] for row in rows]
     if not console.is_terminal:
         _write(console, plain_table(columns, rows))
         return
@@ -179,8 +187,8 @@ def usage_text(usage: Mapping[str, Any] | None, timing: Mapping[str, Any]) -> st
 
 
 def print_facts(console: Console, facts: Mapping[str, Any]) -> None:
-    """``name: value`` lines on stderr (``-v``), skipping empty values."""
+    """``name: value`` lines on stderr (``-v``), skipping empty values, redacted."""
     for name, value in facts.items():
         if value not in (None, ""):
             _write(console, f"{name}: ", "dim")
-            _write(console, f"{value}\n")
+            _write(console, f"{redact(str(value))}\n")

@@ -34,6 +34,7 @@ from typing import Any
 from gonka_cli.endpoints import Endpoint, normalize_base_url, parse_endpoints
 from gonka_cli.errors import ConfigError, UsageError
 from gonka_cli.keys import SigningKey, parse_address
+from gonka_cli.limits import DEFAULT_MAX_RESPONSE_BYTES
 from gonka_cli.paths import gonka_home
 from gonka_cli.signing import Scheme
 
@@ -92,6 +93,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("private_key", None, ("GONKA_PRIVATE_KEY",), secret=True),
     Setting("private_key_file", "--private-key-file", ("GONKA_PRIVATE_KEY_FILE",)),
     Setting("passphrase_file", "--passphrase-file", ()),
+    Setting("from_name", "--from", ()),
+    Setting("keyring_backend", "--keyring-backend", ("GONKA_KEYRING_BACKEND",)),
+    Setting("keyring_dir", "--keyring-dir", ()),  # then --home, then $GONKA_KEYRING_DIR
+    Setting("home", "--home", ()),
     Setting("api_key", None, ("GONKA_BROKER_API_KEY",), secret=True),
     Setting("api_key_file", "--api-key-file", ("GONKA_API_KEY_FILE",)),
     Setting("api_key_cmd", "--api-key-cmd", ("GONKA_API_KEY_CMD",)),
@@ -100,6 +105,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("read_timeout", "--read-timeout", ("GONKA_READ_TIMEOUT",), Kind.FLOAT, 300.0),
     Setting("timeout", "--timeout", ("GONKA_TIMEOUT",), Kind.FLOAT),
     Setting("follow_moved", "--follow-moved", ("GONKA_FOLLOW_MOVED",), Kind.BOOL, False),
+    Setting("trust_origins", "--trust-origin", ("GONKA_TRUST_ORIGINS",), Kind.LIST, default=()),
+    Setting(
+        "max_response_bytes",
+        "--max-response-bytes",
+        ("GONKA_MAX_RESPONSE_BYTES",),
+        Kind.INT,
+        DEFAULT_MAX_RESPONSE_BYTES,
+    ),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 # What a kind of value is called in messages ("expected an integer").
@@ -339,7 +352,23 @@ def load_api_key(settings: Settings) -> str:
         key = _run_key_command(text)
     else:
         key = text
-    return _check_key(key.strip(), settings[origin].origin)
+    return secret_in_use(_check_key(key.strip(), settings[origin].origin))
+
+
+def secret_in_use(api_key: str) -> str:
+    """Register `api_key` with `gonka_cli.redact`, so nothing printed or stored shows it."""
+    from gonka_cli import redact
+
+    redact.register(api_key)
+    return api_key
+
+
+def key_in_use(key: SigningKey) -> SigningKey:
+    """Register a signing key with `gonka_cli.redact` (its hex, in any case or piece)."""
+    from gonka_cli import redact
+
+    redact.register_hex_key(key.to_hex())
+    return key
 
 
 def _read_key_file(path: Path) -> str:
@@ -441,6 +470,8 @@ class SendConfig:
     retry: RetryPolicy = RetryPolicy()
     follow_moved: bool = False
     fixed_timestamp: int | None = None
+    trusted_origins: frozenset[str] = frozenset()
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
 
 def choose_auth(
@@ -569,12 +600,13 @@ def _bearer_url(settings: Settings) -> str:
 
 def signing_configured(settings: Settings) -> bool:
     """Whether a signing key is configured (nothing is decrypted or asked)."""
-    from gonka_cli.keysource import signing_key_configured
+    from gonka_cli.keys.selection import signing_key_configured
 
     return signing_key_configured(
         key=settings.text("key"),
         account_address=settings.text("account_address"),
         private_key_file=settings.text("private_key_file"),
+        from_name=settings.text("from_name"),
     )
 
 
@@ -586,14 +618,21 @@ def signing_key_named(settings: Settings) -> bool:
 
 
 def signing_key(settings: Settings) -> SigningKey:
-    """The signing key, in the order `gonka_cli.keysource` documents."""
-    from gonka_cli.keysource import resolve_signing_key
+    """The signing key, in the order `gonka_cli.keys.selection` documents."""
+    from gonka_cli.keys.selection import KeyringChoice, resolve_signing_key
 
-    return resolve_signing_key(
-        key=settings.text("key"),
-        account_address=settings.text("account_address"),
-        private_key_file=settings.text("private_key_file"),
-        passphrase_file=settings.text("passphrase_file"),
+    keyring = KeyringChoice(
+        settings.text("keyring_backend"), settings.text("keyring_dir"), settings.text("home")
+    )
+    return key_in_use(
+        resolve_signing_key(
+            key=settings.text("key"),
+            account_address=settings.text("account_address"),
+            private_key_file=settings.text("private_key_file"),
+            passphrase_file=settings.text("passphrase_file"),
+            from_name=settings.text("from_name"),
+            keyring=keyring,
+        )
     )
 
 
@@ -640,7 +679,7 @@ def send_config(
     if mode is AuthMode.BEARER:
         auth = BearerAuth(load_api_key(settings))
     else:
-        key = dev_key if dev_key is not None else signing_key(settings)
+        key = key_in_use(dev_key) if dev_key is not None else signing_key(settings)
         auth = SignedAuth(key, parse_scheme(settings.text("scheme")))
     endpoints, source_url = targets(settings, mode)
     return SendConfig(
@@ -651,4 +690,31 @@ def send_config(
         retry_from(settings),
         settings.flag("follow_moved"),
         fixed_timestamp,
+        trusted_origins(settings),
+        max_response_bytes(settings),
     )
+
+
+def trusted_origins(settings: Settings) -> frozenset[str]:
+    """``--trust-origin`` URLs as origins: where a followed move may take the credentials."""
+    from gonka_cli.endpoints import origin
+
+    found = set()
+    for url in settings.strings("trust_origins"):
+        try:
+            found.add(origin(url))
+        except UsageError as exc:
+            where = settings["trust_origins"]
+            error = UsageError if where.source is Source.FLAG else ConfigError
+            raise error(f"{where.origin}: {exc.message}", hint=exc.hint) from None
+    return frozenset(found)
+
+
+def max_response_bytes(settings: Settings) -> int:
+    """The cap on an answer's size: a positive number of bytes."""
+    value = settings.integer("max_response_bytes")
+    if value <= 0:
+        setting = settings["max_response_bytes"]
+        error = UsageError if setting.source is Source.FLAG else ConfigError
+        raise error(f"{setting.origin} {value}: the limit must be a positive number of bytes")
+    return value

@@ -24,6 +24,7 @@ from gonka_cli.errors import (
     Unreachable,
 )
 from gonka_cli.jsontext import loads
+from gonka_cli.limits import DOCUMENT_DEADLINE_S, MAX_DOCUMENT_BYTES, MAX_ERROR_BODY_BYTES
 from gonka_cli.settings import Timeouts
 from gonka_cli.stream import error_text
 
@@ -91,6 +92,11 @@ def network_error(exc: httpx2.TransportError, url: str, timeouts: Timeouts) -> N
     return NetworkError(f"connection to {url} failed: {_reason(exc)}")
 
 
+def undecodable(exc: httpx2.DecodingError, url: str) -> NetworkError:
+    """A body whose ``Content-Encoding`` (gzip, deflate) does not decode."""
+    return NetworkError(f"the answer from {url} could not be decoded: {_reason(exc)}")
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc).strip()
     return text or type(exc).__name__
@@ -153,24 +159,82 @@ def http_error(
     return HTTPServerError(text, status_code=status, hint=hint, body=body)
 
 
+def too_large(url: str, limit: int, what: str = "answer", flag: str | None = None) -> NetworkError:
+    """The error for a body over its cap, in one line naming the limit (and its flag)."""
+    cap = f"{flag} ({limit:,} bytes)" if flag else f"the {limit:,}-byte limit"
+    return NetworkError(f"the {what} from {url} is over {cap}; stopped reading")
+
+
+async def read_capped(
+    response: httpx2.Response, limit: int, url: str, what: str, flag: str | None = None
+) -> bytes:
+    """The whole body, or `too_large` as soon as it passes `limit` bytes (memory stays flat)."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(url, limit, what, flag)
+    parts, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(url, limit, what, flag)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def read_prefix(response: httpx2.Response, limit: int = MAX_ERROR_BODY_BYTES) -> bytes:
+    """At most `limit` bytes of the body (an error answer's: the rest is not read)."""
+    parts, size = [], 0
+    async for chunk in response.aiter_bytes():
+        parts.append(chunk[: limit - size])
+        size += len(parts[-1])
+        if size >= limit:
+            break
+    return b"".join(parts)
+
+
 async def get_json(
     client: httpx2.AsyncClient,
     url: str,
     timeouts: Timeouts,
     *,
     headers: Mapping[str, str] | None = None,
+    limit: int = MAX_DOCUMENT_BYTES,
 ) -> Any:
-    """GET a JSON document, translating every failure at this one boundary."""
+    """GET a JSON document of at most `limit` bytes within `DOCUMENT_DEADLINE_S` (or
+    ``--timeout``), translating every failure at this one boundary."""
+    import asyncio  # here: loaded anyway once this runs; `GonkaTransport` users skip it
+
+    deadline = timeouts.total or DOCUMENT_DEADLINE_S
     try:
-        response = await client.get(url, headers=dict(headers or {}))
+        async with asyncio.timeout(deadline):
+            status, content = await _get(client, url, timeouts, headers, limit)
+    except TimeoutError:
+        raise NetworkError(
+            f"{url} did not send its whole document within {deadline:g} s",
+            hint="--timeout sets this limit",
+        ) from None
+    if status >= 300:
+        message = error_message(content, status)
+        raise http_error(status, message, url, body=content[:2000].decode("utf-8", "replace"))
+    try:
+        return loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HTTPServerError(f"{url} did not answer JSON", status_code=status) from None
+
+
+async def _get(
+    client: httpx2.AsyncClient,
+    url: str,
+    timeouts: Timeouts,
+    headers: Mapping[str, str] | None,
+    limit: int,
+) -> tuple[int, bytes]:
+    try:
+        async with client.stream("GET", url, headers=dict(headers or {})) as response:
+            if response.status_code >= 300:
+                return response.status_code, await read_prefix(response)
+            return response.status_code, await read_capped(response, limit, url, "document")
     except httpx2.TransportError as exc:
         raise network_error(exc, url, timeouts) from exc
-    if response.status_code >= 300:
-        message = error_message(response.content, response.status_code)
-        raise http_error(response.status_code, message, url, body=response.text[:2000])
-    try:
-        return loads(response.content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise HTTPServerError(
-            f"{url} did not answer JSON", status_code=response.status_code
-        ) from None
+    except httpx2.DecodingError as exc:
+        raise undecodable(exc, url) from exc

@@ -42,9 +42,16 @@ from gonka_cli.endpoints import (
 )
 from gonka_cli.errors import ConfigError, GonkaError, NetworkError, UsageError
 from gonka_cli.keys import SigningKey, parse_address
+from gonka_cli.limits import DEFAULT_MAX_RESPONSE_BYTES, MAX_DOCUMENT_BYTES, MAX_ERROR_BODY_BYTES
 from gonka_cli.settings import RetryPolicy, Timeouts
 from gonka_cli.signing import CLOCK, NanoClock, Scheme, parse_scheme, sign, signature_headers
-from gonka_cli.transport import async_client, error_message, json_body, network_error
+from gonka_cli.transport import (
+    async_client,
+    error_message,
+    json_body,
+    network_error,
+    too_large,
+)
 from gonka_cli.verdicts import WARN_SKEW_NS, Verdict, date_offset_ns, judge, measure_offset_ns
 
 if TYPE_CHECKING:
@@ -132,6 +139,7 @@ class _Router:
         retry: RetryPolicy,
         timeouts: Timeouts,
         rng: random.Random | None,
+        max_bytes: int,
     ) -> None:
         if not isinstance(key, SigningKey):
             raise ConfigError("the transport needs a gonka_cli.SigningKey (see load_key)")
@@ -145,6 +153,7 @@ class _Router:
             raise UsageError("no endpoints: pass endpoints=['URL;ADDRESS', ...] or source_url=URL")
         self.retry = retry
         self.timeouts = timeouts
+        self.max_bytes = max_bytes
         self.rng = rng or random.Random()  # noqa: S311  # jitter and load spreading only
         self.pool: EndpointPool | None = None
         self.addresses: dict[str, str] = {}
@@ -199,6 +208,10 @@ class _Router:
     def not_json(self, url: str, status: int) -> Verdict:
         error = NetworkError(f"{url} answered {status} with a body that is not JSON")
         return Verdict(error, retry=True, failover=True)
+
+    def too_large(self, url: str) -> Verdict:
+        """An answer over the size limit: not retried (the same server would send it again)."""
+        return Verdict(too_large(url, self.max_bytes))
 
     def broken(self, exc: httpx2.TransportError, url: str, run: _Run) -> Verdict:
         return Verdict(network_error(exc, url, run.timeouts), retry=True, failover=True)
@@ -354,7 +367,8 @@ class GonkaTransport(httpx2.BaseTransport):
     be given). `max_retries`, `base_delay`, `max_delay` and
     `max_retry_after` are ``gonka send-request``'s retry policy; `connect_timeout` limits
     discovery and identity reads; `transport` is the transport underneath (default: a
-    plain ``httpx2.HTTPTransport``).
+    plain ``httpx2.HTTPTransport``); a non-streamed answer over `max_response_bytes` (64 MiB)
+    is refused with a `NetworkError` (a streamed one is the caller's to read).
     """
 
     def __init__(
@@ -371,10 +385,13 @@ class GonkaTransport(httpx2.BaseTransport):
         connect_timeout: float = 10.0,
         transport: httpx2.BaseTransport | None = None,
         rng: random.Random | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         retry = RetryPolicy(max_retries, base_delay, max_delay, max_retry_after)
         timeouts = Timeouts(connect=connect_timeout, read=max(connect_timeout, 30.0))
-        self._router = _Router(key, endpoints, source_url, scheme, retry, timeouts, rng)
+        self._router = _Router(
+            key, endpoints, source_url, scheme, retry, timeouts, rng, max_response_bytes
+        )
         self._inner = transport or httpx2.HTTPTransport()
         self._lock = threading.Lock()
 
@@ -408,12 +425,15 @@ class GonkaTransport(httpx2.BaseTransport):
         stream = cast(httpx2.SyncByteStream, response.stream)
         try:
             if not 200 <= response.status_code < 300:
-                return self._router.refused(response, _read(stream), url)
+                error_body, _ = _read(stream, MAX_ERROR_BODY_BYTES)
+                return self._router.refused(response, error_body, url)
             if _is_stream(response):
                 return self._live(response, stream, url, run)
-            content = _read(stream)
+            content, over = _read(stream, self._router.max_bytes)
         except httpx2.TransportError as exc:
             return self._router.broken(exc, url, run)
+        if over:
+            return self._router.too_large(url)
         if self._router.unusable(request, response, content):
             return self._router.not_json(url, response.status_code)
         return _rebuilt(response, httpx2.ByteStream(content))
@@ -495,9 +515,17 @@ class GonkaTransport(httpx2.BaseTransport):
         self._inner.close()
 
 
-def _read(stream: httpx2.SyncByteStream) -> bytes:
+def _read(stream: httpx2.SyncByteStream, limit: int) -> tuple[bytes, bool]:
+    """The body up to `limit` bytes, and whether there was more (then it is not read on)."""
+    parts: list[bytes] = []
+    size = 0
     try:
-        return b"".join(stream)
+        for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                return b"".join(parts), True
+            parts.append(chunk)
+        return b"".join(parts), False
     finally:
         stream.close()
 
@@ -511,7 +539,7 @@ class _Bridge(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         request.read()
         response = self._inner.handle_request(request)
-        content = _read(cast(httpx2.SyncByteStream, response.stream))
+        content, _ = _read(cast(httpx2.SyncByteStream, response.stream), MAX_DOCUMENT_BYTES + 1)
         return _rebuilt(response, httpx2.ByteStream(content))
 
     async def aclose(self) -> None:
@@ -573,10 +601,13 @@ class AsyncGonkaTransport(httpx2.AsyncBaseTransport):
         connect_timeout: float = 10.0,
         transport: httpx2.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         retry = RetryPolicy(max_retries, base_delay, max_delay, max_retry_after)
         timeouts = Timeouts(connect=connect_timeout, read=max(connect_timeout, 30.0))
-        self._router = _Router(key, endpoints, source_url, scheme, retry, timeouts, rng)
+        self._router = _Router(
+            key, endpoints, source_url, scheme, retry, timeouts, rng, max_response_bytes
+        )
         self._inner = transport or httpx2.AsyncHTTPTransport()
         self._lock: asyncio.Lock | None = None
 
@@ -614,12 +645,15 @@ class AsyncGonkaTransport(httpx2.AsyncBaseTransport):
         stream = cast(httpx2.AsyncByteStream, response.stream)
         try:
             if not 200 <= response.status_code < 300:
-                return self._router.refused(response, await _aread(stream), url)
+                error_body, _ = await _aread(stream, MAX_ERROR_BODY_BYTES)
+                return self._router.refused(response, error_body, url)
             if _is_stream(response):
                 return await self._live(response, stream, url, run)
-            content = await _aread(stream)
+            content, over = await _aread(stream, self._router.max_bytes)
         except httpx2.TransportError as exc:
             return self._router.broken(exc, url, run)
+        if over:
+            return self._router.too_large(url)
         if self._router.unusable(request, response, content):
             return self._router.not_json(url, response.status_code)
         return _rebuilt(response, httpx2.ByteStream(content))
@@ -687,9 +721,17 @@ class AsyncGonkaTransport(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-async def _aread(stream: httpx2.AsyncByteStream) -> bytes:
+async def _aread(stream: httpx2.AsyncByteStream, limit: int) -> tuple[bytes, bool]:
+    """`_read` for the async transport."""
+    parts: list[bytes] = []
+    size = 0
     try:
-        return b"".join([chunk async for chunk in stream])
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                return b"".join(parts), True
+            parts.append(chunk)
+        return b"".join(parts), False
     finally:
         await stream.aclose()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gonka_cli import keystore
+from gonka_cli.keys import keystore
 
 
 class Prompts:

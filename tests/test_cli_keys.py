@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from gonka_cli import hd, keystore
 from gonka_cli.cli import app
 from gonka_cli.cli import keys as keys_cli
-from gonka_cli.keys import SigningKey
+from gonka_cli.keys import SigningKey, hd, keystore
 from tests import vectors as v
 from tests.keystore_helpers import Prompts, isolate_keystore
 
@@ -113,10 +112,10 @@ def test_sign_with_the_env_key_does_not_load_the_keystore(body_file: Path) -> No
         for line in done.stderr.splitlines()
         if line.startswith("import time:")
     }
-    assert "gonka_cli.keysource" in imported  # the probe sees our modules
+    assert "gonka_cli.keys.selection" in imported  # the probe sees our modules
     for heavy in (
-        "gonka_cli.keystore",
-        "gonka_cli.hd",
+        "gonka_cli.keys.keystore",
+        "gonka_cli.keys.hd",
         "mnemonic",
         "cryptography.hazmat.primitives.ciphers.aead",
     ):

@@ -286,7 +286,7 @@ def test_sign_does_not_import_heavy_modules(body_file: Path, tmp_path: Path) -> 
         "sys.argv = ['gonka', 'sign', '-f', sys.argv[1]]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('rich', 'httpx', 'httpx2', 'uvicorn', 'starlette', 'cryptography',"
-        " 'mnemonic',"
+        " 'mnemonic', 'bcrypt', 'nacl',"
         " 'asyncio', 'gonka_cli.cli.send', 'gonka_cli.cli.node', 'gonka_cli.devnode.config')"
         " if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"

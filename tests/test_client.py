@@ -290,12 +290,30 @@ def test_308_new_url_is_reported_not_followed(harness: Harness) -> None:
 
 
 def test_308_followed_with_follow_moved(harness: Harness) -> None:
-    """--follow-moved sends to the new URL and warns about it."""
+    """--follow-moved sends to the new URL of a trusted origin and warns about it."""
     harness.network.script["a"] = [moved("http://b/v1")]
-    outcome = harness.send(bearer(follow_moved=True))
+    outcome = harness.send(bearer(follow_moved=True, trusted_origins=frozenset({"http://b:80"})))
     assert [r.url.host for r in harness.network.posts()] == ["a", "b"]
     assert outcome.endpoint == "http://b/v1"
     assert [n.kind for n in harness.notices] == ["moved"]
+
+
+def test_308_to_another_origin_is_refused_without_trust(harness: Harness) -> None:
+    """A move to another host, port or scheme is not followed with the key (issue 13)."""
+    for new_url in ("http://b/v1", "http://a:8080/v1", "https://a/v1"):
+        harness.network.script["a"] = [moved(new_url)]
+        with pytest.raises(HTTPClientError, match="another origin") as caught:
+            harness.send(bearer(follow_moved=True))
+        assert "--trust-origin" in str(caught.value.hint)
+    assert {r.url.host for r in harness.network.posts()} == {"a"}
+    assert all(r.url.port is None for r in harness.network.posts())
+
+
+def test_308_within_the_origin_is_followed(harness: Harness) -> None:
+    """A move to another path of the same origin (or a relative one) keeps the key."""
+    harness.network.script["a"] = [moved("/v2")]
+    outcome = harness.send(bearer(follow_moved=True))
+    assert outcome.endpoint == "http://a/v2/v1"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""BIP39 mnemonics and BIP32 derivation (gonka_cli.hd) against published vectors."""
+"""BIP39 mnemonics and BIP32 derivation (gonka_cli.keys.hd) against published vectors."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import hashlib
 
 import pytest
 
-from gonka_cli import hd
 from gonka_cli.errors import UsageError
-from gonka_cli.keys import SigningKey
+from gonka_cli.keys import SigningKey, hd
 from tests import vectors as v
 
 # BIP32 test vectors 1 to 3, copied from bip-0032.mediawiki ("Test Vectors"); never regenerated.

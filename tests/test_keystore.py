@@ -1,4 +1,4 @@
-"""The encrypted keystore (gonka_cli.keystore) and the signing-key order (gonka_cli.keysource)."""
+"""The encrypted keystore (keys.keystore) and the signing-key order (keys.selection)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gonka_cli import keystore
 from gonka_cli.errors import ConfigError, ExitCode, UsageError
-from gonka_cli.keys import SigningKey
-from gonka_cli.keysource import resolve_signing_key, signing_key_configured
-from gonka_cli.keystore import KeyMaterial, Keystore, StoredKey
+from gonka_cli.keys import SigningKey, keystore
+from gonka_cli.keys.keystore import KeyMaterial, Keystore, StoredKey
+from gonka_cli.keys.selection import resolve_signing_key, signing_key_configured
 from tests import vectors as v
 from tests.keystore_helpers import Prompts, isolate_keystore
 

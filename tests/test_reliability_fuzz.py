@@ -24,7 +24,6 @@ import httpx2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gonka_cli import hd, keystore
 from gonka_cli.batch.inputs import iter_jsonl, load, parse_jsonl_line, parse_shard
 from gonka_cli.endpoints import (
     normalize_base_url,
@@ -35,7 +34,14 @@ from gonka_cli.endpoints import (
     usable_endpoints,
 )
 from gonka_cli.errors import GonkaError
-from gonka_cli.keys import SigningKey, parse_address, parse_private_key_hex, parse_public_key
+from gonka_cli.keys import (
+    SigningKey,
+    hd,
+    keystore,
+    parse_address,
+    parse_private_key_hex,
+    parse_public_key,
+)
 from gonka_cli.payloads import Overrides, RawInput, parse_set, prepare_chat_body, read_input
 from gonka_cli.settings import SETTINGS, Profile, resolve, retry_from, timeouts_from
 from gonka_cli.signing import SignatureProblem, decode_signature

@@ -24,10 +24,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from gonka_cli import hd
 from gonka_cli.cli import app
 from gonka_cli.devnode import NodeConfig, start_node
-from gonka_cli.keys import SigningKey
+from gonka_cli.keys import SigningKey, hd
 from tests.keystore_helpers import isolate_keystore
 from tests.test_batch_devnode import write_bodies
 
@@ -267,6 +266,44 @@ def test_keys_and_signing_show_no_secret_except_export_unsafe(tmp_path: Path) ->
     )
 
 
+def test_keyring_and_armor_paths_show_no_secret(tmp_path: Path) -> None:
+    """The inferenced keyring (test and file backends) and the armored export: add, import,
+    list, show, sign, export --armor, delete, a wrong file password and a wrong armor
+    passphrase; no secret shows anywhere, except the new mnemonics of `keys add` itself."""
+    paths = files(tmp_path)
+    log = Transcript()
+    file_env = {"GONKA_KEYRING_PASSPHRASE": PASSPHRASE}
+    sign = ["sign", "--file", str(paths["body"])]
+    armored = tmp_path / "exported.asc"
+    for backend, env in (("test", {}), ("file", file_env)):
+        kr = ["--keyring-backend", backend, "--keyring-dir", str(tmp_path / "kr")]
+        add = ["keys", "add", "main", "--recover", *kr]
+        log.run(f"{backend} add", add, stdin=MNEMONIC, env=env)
+        log.run(f"{backend} list", ["keys", "list", *kr, "-o", "json"], env=env)
+        log.run(f"{backend} show", ["keys", "show", KEY.address, *kr], env=env)
+        log.run(f"{backend} sign", [*sign, "--key", "main", *kr], env=env)
+        log.run(f"{backend} sign from", [*sign, "--from", "main", *kr, "-o", "json"], env=env)
+        log.run(f"{backend} sign address", [*sign, "--account-address", KEY.address, *kr], env=env)
+        export = ["keys", "export", "main", "--armor", "--armor-passphrase-file", paths["pass"]]
+        exported = log.run(f"{backend} export armor", [*map(str, export), *kr], env=env)
+        armored.write_text(exported.stdout)
+        imp = ["keys", "import", "imp", *kr]
+        log.run(f"{backend} import", imp, stdin=IMPORTED.to_hex(), env=env)
+        log.run(f"{backend} delete", ["keys", "delete", "imp", "-y", *kr], env=env)
+    wrong = {"GONKA_KEYRING_PASSPHRASE": WRONG_PASSPHRASE}
+    file_kr = ["--keyring-backend", "file", "--keyring-dir", str(tmp_path / "kr")]
+    log.run("file wrong", [*sign, "--key", "main", *file_kr], code=7, env=wrong)
+    log.run(
+        "import armor",
+        ["keys", "import", "back", str(armored), "--armor-passphrase-file", str(paths["pass"])],
+        env=file_env,
+    )
+    bad = ["keys", "import", "bad", str(armored)]
+    log.run("import armor wrong", bad, code=7, stdin=WRONG_PASSPHRASE)
+    assert log.leaked() == {}
+    assert leaks_in_files(tmp_path, own=[paths[name] for name in OWN_SECRET_FILES]) == {}
+
+
 def test_signed_sending_shows_no_key(ta: tuple[Any, list[str]], tmp_path: Path) -> None:
     """send-request signed with the key from the environment, a key file and the keystore:
     plain, -v -u, -o json, streamed, every --dry-run form, a batch with results and body
@@ -444,3 +481,59 @@ def test_real_processes_show_no_secret(
         assert done.returncode == codes[label], f"{label}: {text}"
         assert "Traceback" not in text
         assert leaks(text) == set(), label
+
+
+def test_hostile_servers_get_no_secret_shown_or_stored(tmp_path: Path) -> None:
+    """Issue 13's paths: a server echoing the Bearer key (single, -v, -o json, a batch with
+    results and body files), a move to another origin, an answer over
+    --max-response-bytes, a base URL with user-info, escape codes, and a key or mnemonic
+    typed as the model: no secret on stdout or stderr, nor in any file written."""
+    from tests.hostile_server import hostile_server
+
+    paths = files(tmp_path)
+    log = Transcript()
+    env = {"GONKA_BROKER_API_KEY": API_KEY, "GONKA_MAX_RETRIES": "0"}
+    body = ["--file", str(paths["body"])]
+    inputs = tmp_path / "in"
+    write_bodies(inputs, 3)
+    with hostile_server() as server:
+        echo = ["send-request", "--base-url", server.url("echo401")]
+        log.run("echo", [*echo, *body, "-v"], code=4, env=env)
+        log.run("echo json", [*echo, *body, "-o", "json"], code=4, env=env)
+        log.run(
+            "echo batch",
+            [*echo, "--dir", str(inputs), "--output-file", str(tmp_path / "echo.jsonl"), "-v"],
+            code=8,
+            env=env,
+        )
+        moved = ["send-request", "--base-url", server.url("moved"), "--follow-moved", "-v"]
+        log.run("moved", [*moved, *body], code=4, env=env)
+        large = ["send-request", "--base-url", server.url("endless200"), "-v"]
+        log.run("too large", [*large, *body, "--max-response-bytes", "1000"], code=6, env=env)
+        userinfo = server.url("landing").replace("//", f"//u:{PASSPHRASE}@")
+        log.run("user-info", ["send-request", "--base-url", userinfo, *body, "-o", "json"], env=env)
+        log.run(
+            "user-info batch",
+            [
+                "send-request",
+                "--base-url",
+                userinfo,
+                "--dir",
+                str(inputs),
+                "--output-file",
+                str(tmp_path / "landing.jsonl"),
+                "--output-dir",
+                str(tmp_path / "bodies"),
+                "-v",
+            ],
+            env=env,
+        )
+        escapes = ["send-request", "--base-url", server.url("escapes"), *body, "-v"]
+        log.run("escapes", escapes, code=4, env=env)
+        landing = ["send-request", "--base-url", server.url("landing"), *body]
+        log.run("model key", [*landing, "--model", KEY.to_hex()], code=2, env=env)
+        log.run("model mnemonic", landing, code=2, env={**env, "GONKA_MODEL": MNEMONIC})
+    assert log.leaked() == {}
+    assert all("\x1b" not in text and "\x07" not in text for text in log.outputs.values())
+    assert leaks_in_files(tmp_path, own=[paths[name] for name in OWN_SECRET_FILES]) == {}
+    assert "Bearer ***" in (tmp_path / "echo.jsonl").read_text()

@@ -198,7 +198,8 @@ def test_gateway_balance_and_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_retired_gateway_reports_the_new_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 308 with new_url is reported with the way to follow it; --follow-moved follows."""
+    """A 308 with new_url is reported with the way to follow it; --follow-moved follows it
+    to another origin only with --trust-origin naming that origin (issue 13)."""
     with (
         start_node(NodeConfig(mode="gateway", api_keys=(API_KEY,))) as new,
         start_node(NodeConfig(mode="gateway", retired_to=new.url + "/v1")) as old,
@@ -206,7 +207,11 @@ def test_retired_gateway_reports_the_new_url(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv("GONKA_BROKER_URL", old.url + "/v1")
         monkeypatch.setenv("GONKA_BROKER_API_KEY", API_KEY)
         reported = send("--file", REQUEST)
-        followed = send("--file", REQUEST, "--follow-moved")
+        refused = send("--file", REQUEST, "--follow-moved")
+        followed = send("--file", REQUEST, "--follow-moved", "--trust-origin", new.url)
+        assert new.stats.by_status.get(200) == 1
+    assert refused.exit_code == 4
+    assert f"--trust-origin {new.url}" in refused.stderr
     assert reported.exit_code == 4
     assert f"moved to {new.url}/v1" in reported.stderr
     assert "--follow-moved" in reported.stderr

@@ -380,6 +380,18 @@ def test_endpoints_as_one_string_are_split_as_gonka_endpoints(seen: list[httpx2.
     assert {r.url.host for r in seen} == {"a.test", "b.test"}
 
 
+def test_an_answer_over_the_size_limit_is_refused_not_retried(seen: list[httpx2.Request]) -> None:
+    """A non-streamed answer over max_response_bytes: NetworkError naming the limit, once."""
+    answers = [httpx2.Response(200, content=b'{"choices": "' + b"x" * 5000 + b'"}')]
+    inner = httpx2.MockTransport(mock(answers, seen))
+    transport = GonkaTransport(
+        KEY, endpoints=[f"http://a.test;{TA_A}"], transport=inner, max_response_bytes=1000
+    )
+    with httpx2.Client(transport=transport) as http, pytest.raises(NetworkError, match="1,000"):
+        http.post("http://gonka/v1/chat/completions", content=v.BODY)
+    assert len(seen) == 1
+
+
 def test_bad_set_up_is_refused_before_sending() -> None:
     """No endpoints, a bad endpoint, a bad scheme or no key: our own errors, at construction."""
     with pytest.raises(UsageError, match="no endpoints"):

@@ -264,7 +264,7 @@ def test_disabled_gateway_308_with_or_without_location(
 def test_location_alone_is_followed_with_follow_moved(harness: Harness) -> None:
     """A 308 with only `Location` (no JSON new_url) is understood too."""
     harness.network.script["a"] = [httpx2.Response(308, headers={"Location": "http://b/v1"})]
-    outcome = harness.send(bearer(follow_moved=True))
+    outcome = harness.send(bearer(follow_moved=True, trusted_origins=frozenset({"http://b:80"})))
     assert outcome.endpoint == "http://b/v1"
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from gonka_cli.batch.inputs import NO_OVERRIDES, Item, load
 from gonka_cli.batch.results import Result, ResultsWriter, write_body_file
+from gonka_cli.batch.scrub import scrubbed
 from gonka_cli.batch.stats import BatchStats, NoProgress, ProgressView, Snapshot
 from gonka_cli.errors import GonkaError, HTTPError, NetworkError, UsageError
 from gonka_cli.jsontext import loads
@@ -358,7 +359,8 @@ class BatchRunner:
         if directory is None:
             return result
         try:
-            await asyncio.to_thread(write_body_file, directory, result.custom_id, result.body)
+            body = scrubbed(result).body  # issue 13: no secret in a body file
+            await asyncio.to_thread(write_body_file, directory, result.custom_id, body)
         except OSError as exc:
             message = f"{directory}: cannot write the response body ({exc.strerror or exc})"
             return Result(
@@ -367,7 +369,7 @@ class BatchRunner:
         return result
 
     def _record(self, result: Result, usage: dict[str, Any] | None = None) -> None:
-        self._writer.write(result)
+        self._writer.write(scrubbed(result))  # issue 13: redacted before it is stored
         self.stats.add(result, usage)
         if result.attempts and not self._retry_notices:
             self.stats.retries += result.attempts - 1

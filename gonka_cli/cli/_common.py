@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from enum import StrEnum
 from typing import IO, Annotated, Any, Literal
@@ -13,25 +12,11 @@ import typer
 from typer.core import TyperGroup
 
 from gonka_cli.errors import ExitCode, GonkaError
+from gonka_cli.redact import redact
 
 
 def _use_color(stream: IO[str]) -> bool:
     return "NO_COLOR" not in os.environ and stream.isatty()
-
-
-# What a secret pasted in the wrong place looks like inside a message: 64 hex digits (a
-# private key), or a quoted or bracketed run of 12 or more lowercase words (a mnemonic).
-_SECRET_LIKE = re.compile(
-    r"(?<![0-9A-Za-z])(?:0[xX])?[0-9a-fA-F]{64}(?![0-9A-Za-z])"
-    r"|(?<=['(])[a-z]+(?:\s+[a-z]+){11,}(?=[')])"
-)
-
-
-def redact(message: str) -> str:
-    """The message with anything that looks like a private key or a mnemonic replaced:
-    a user who types a key where a name or a number belongs must not find it echoed in
-    a terminal or a CI log."""
-    return _SECRET_LIKE.sub("<redacted>", message)
 
 
 def print_error(message: str, hint: str | None = None) -> None:
@@ -41,7 +26,7 @@ def print_error(message: str, hint: str | None = None) -> None:
     )
     sys.stderr.write(f"{red}error:{reset} {redact(message)}\n")
     if hint:
-        sys.stderr.write(f"{yellow}hint:{reset} {hint}\n")
+        sys.stderr.write(f"{yellow}hint:{reset} {redact(hint)}\n")
     sys.stderr.flush()
 
 
@@ -188,4 +173,28 @@ PassphraseFileOpt = Annotated[
         metavar="PATH",
         help="Keystore passphrase file (else $GONKA_KEYRING_PASSPHRASE, else a prompt).",
     ),
+]
+KeyringBackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--keyring-backend",
+        metavar="test|file",
+        help="Use inferenced's keyring (test or file backend; env GONKA_KEYRING_BACKEND).",
+    ),
+]
+KeyringDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--keyring-dir",
+        metavar="DIR",
+        help="inferenced's keyring directory (else --home, $GONKA_KEYRING_DIR, ~/.inference).",
+    ),
+]
+HomeOpt = Annotated[
+    str | None,
+    typer.Option("--home", metavar="DIR", help="inferenced's home: its keyring is there."),
+]
+FromOpt = Annotated[
+    str | None,
+    typer.Option("--from", metavar="NAME", help="Sign with this key (inferenced's --key)."),
 ]

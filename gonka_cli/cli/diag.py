@@ -14,7 +14,11 @@ import typer
 
 from gonka_cli.cli._common import (
     AccountAddressOpt,
+    FromOpt,
+    HomeOpt,
     KeyOpt,
+    KeyringBackendOpt,
+    KeyringDirOpt,
     PassphraseFileOpt,
     PrivateKeyFileOpt,
     help_markup,
@@ -138,6 +142,10 @@ def account_command(
     account_address: AccountAddressOpt = None,
     private_key_file: PrivateKeyFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    from_name: FromOpt = None,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
     output: Annotated[
         TableOutput, typer.Option("--output", "-o", help="table (text) or json.")
     ] = TableOutput.table,
@@ -158,6 +166,10 @@ def account_command(
         "account_address": account_address,
         "private_key_file": private_key_file,
         "passphrase_file": passphrase_file,
+        "from_name": from_name,
+        "keyring_backend": keyring_backend,
+        "keyring_dir": keyring_dir,
+        "home": home,
     }
     settings = load_settings(flags, profile=profile)
     who = parse_address(address) if address else _own_address(settings)

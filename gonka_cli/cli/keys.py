@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gonka_cli.cli._common import (
     GonkaGroup,
+    HomeOpt,
+    KeyringBackendOpt,
+    KeyringDirOpt,
     PassphraseFileOpt,
     emit,
     emit_json,
@@ -26,7 +30,8 @@ from gonka_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from gonka_cli.keys import SigningKey
-    from gonka_cli.keystore import KeyMaterial, Keystore, StoredKey
+    from gonka_cli.keys.keyring import Entry, Keyring
+    from gonka_cli.keys.keystore import KeyMaterial, Keystore, StoredKey
 
 app = typer.Typer(
     name="keys",
@@ -66,8 +71,71 @@ UnencryptedOpt = Annotated[
 ]
 
 
+ArmorPassphraseFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--armor-passphrase-file",
+        metavar="PATH",
+        help="Passphrase of the armored key (else a hidden prompt, or the next stdin line).",
+    ),
+]
+
+
+def _keyring(
+    backend: str | None, keyring_dir: str | None, home: str | None, passphrase_file: str | None
+) -> Keyring | None:
+    """inferenced's keyring when --keyring-backend (or $GONKA_KEYRING_BACKEND) names one."""
+    from gonka_cli.keys.keyring import Keyring
+    from gonka_cli.keys.selection import KeyringChoice
+
+    choice = KeyringChoice(backend, keyring_dir, home)
+    chosen = choice.chosen_backend()
+    if chosen is None:
+        return None
+    return Keyring(chosen, choice.base(), passphrase_file=passphrase_file)
+
+
+def _keyring_entry(keyring: Keyring, wanted: str) -> Entry:
+    entry = keyring.find(wanted)
+    if entry is None:
+        raise ConfigError(f"no key {wanted!r} in {keyring.label}", hint="see `gonka keys list`")
+    return entry
+
+
+def _describe_entry(entry: Entry, keyring: Keyring) -> dict[str, Any]:
+    import base64
+
+    return {
+        "name": entry.name,
+        "address": entry.address,
+        "pubkey": base64.b64encode(entry.public_key).decode(),
+        "keyring": str(keyring.directory),
+        "backend": keyring.backend,
+        "record": entry.encoding,
+    }
+
+
+def _armor_passphrase(path: str | None, secrets: _SecretInput, *, twice: bool) -> str:
+    """--armor-passphrase-file, else a hidden prompt (twice for a new export), else stdin."""
+    if path:
+        from gonka_cli.keys.files import read_regular
+
+        try:
+            text = read_regular(Path(path), 4096).decode().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not text"
+            raise UsageError(f"{path}: cannot read the armor passphrase file ({reason})") from None
+    else:
+        text = secrets.read("Passphrase of the armored key: ")
+        if twice and _interactive() and secrets.read("Repeat it: ") != text:
+            raise ConfigError("the two passphrases differ; nothing was written")
+    if not text:
+        raise ConfigError("the armored key needs a non-empty passphrase")
+    return text
+
+
 def _store() -> Keystore:
-    from gonka_cli.keystore import Keystore
+    from gonka_cli.keys.keystore import Keystore
 
     return Keystore.default()
 
@@ -89,7 +157,7 @@ class _SecretInput:
 
     def read(self, prompt: str, *, whole: bool = False) -> str:
         """The next secret: a hidden prompt on a terminal, else the next stdin line (or all)."""
-        from gonka_cli.keystore import read_hidden
+        from gonka_cli.keys.keystore import read_hidden
 
         if _interactive():
             return read_hidden(prompt)
@@ -102,7 +170,7 @@ class _SecretInput:
 
 
 def _passphrase(unencrypted: bool, passphrase_file: str | None) -> str | None:
-    from gonka_cli.keystore import passphrase_to_create
+    from gonka_cli.keys.keystore import passphrase_to_create
 
     if unencrypted:
         if passphrase_file:
@@ -132,7 +200,7 @@ def _save(
 ) -> StoredKey:
     from datetime import UTC, datetime
 
-    from gonka_cli.keystore import build_document, unencrypted_warning
+    from gonka_cli.keys.keystore import build_document, unencrypted_warning
 
     passphrase = _passphrase(unencrypted, passphrase_file)
     created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -193,6 +261,9 @@ def add_command(
     unencrypted: UnencryptedOpt = False,
     force: ForceOpt = False,
     passphrase_file: PassphraseFileOpt = None,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """Create a key from a new 24-word mnemonic, derived at m/44'/1200'/0'/0/0.
@@ -204,14 +275,16 @@ def add_command(
         echo "word1 word2 ..." | gonka keys add demo --recover
 
     The keystore passphrase comes from --passphrase-file, $GONKA_KEYRING_PASSPHRASE,
-    or a hidden prompt asked twice.
+    or a hidden prompt asked twice. With --keyring-backend test|file the key goes into
+    inferenced's keyring instead, as `inferenced keys add` writes it.
     """
-    from gonka_cli import hd
-    from gonka_cli.keys import SigningKey
-    from gonka_cli.keystore import KeyMaterial
+    from gonka_cli.keys import SigningKey, hd
+    from gonka_cli.keys.keystore import KeyMaterial
 
+    keyring = _keyring(keyring_backend, keyring_dir, home, passphrase_file)
     store = _store()
-    _refuse_existing(store, name, force)
+    if keyring is None:
+        _refuse_existing(store, name, force)
     path = hd_path if hd_path else hd.bip44_path(coin_type, account, index)
     hd.parse_path(path)
     secrets = _SecretInput()
@@ -223,6 +296,10 @@ def add_command(
     extra = secrets.read("BIP39 passphrase (may be empty): ") if bip39_passphrase else ""
     secret = hd.derive_path(hd.mnemonic_to_seed(words, extra), path).secret
     key = SigningKey.from_secret(secret)
+    shown = None if recover or no_backup else words
+    if keyring is not None:
+        _add_to_keyring(keyring, name, key, force=force, output=output, mnemonic=shown)
+        return
     stored = _save(
         store,
         name,
@@ -233,7 +310,6 @@ def add_command(
         passphrase_file=passphrase_file,
         force=force,
     )
-    shown = None if recover or no_backup else words
     if output is Output.json:
         emit_json({**_describe(stored, store.default_name()), "mnemonic": shown})
         return
@@ -242,30 +318,67 @@ def add_command(
         _note(f"\n{BACKUP_WARNING}\n\n{shown}\n")
 
 
+def _add_to_keyring(
+    keyring: Keyring,
+    name: str,
+    key: SigningKey,
+    *,
+    force: bool,
+    output: Output,
+    mnemonic: str | None = None,
+) -> None:
+    entry = keyring.add(name, key, force=force)
+    _note(f"stored key {name!r} ({entry.address}) in {keyring.label}")
+    if output is Output.json:
+        emit_json({**_describe_entry(entry, keyring), "mnemonic": mnemonic})
+        return
+    emit(entry.address)
+    if mnemonic:
+        _note(f"\n{BACKUP_WARNING}\n\n{mnemonic}\n")
+
+
 @app.command("import")
 def import_command(
     name: NameArg,
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[FILE]",
+            help="An armored key (`inferenced keys export NAME`); else hex from stdin.",
+        ),
+    ] = None,
+    armor_passphrase_file: ArmorPassphraseFileOpt = None,
     unencrypted: UnencryptedOpt = False,
     force: ForceOpt = False,
     passphrase_file: PassphraseFileOpt = None,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Import a hex private key from a hidden prompt or stdin; print its address.
+    """Import a key: an armored export FILE, or hex from a hidden prompt or stdin.
 
-    Made for `inferenced`'s export (0x prefix, upper case and whitespace are fine):
+    Made for `inferenced`'s exports. The armored one (its default), whose passphrase
+    comes from --armor-passphrase-file, a hidden prompt, or the first stdin line:
+
+        inferenced keys export NAME > key.asc && gonka keys import NAME key.asc
+
+    or hex (0x prefix, upper case and whitespace are fine):
 
         inferenced keys export NAME --unarmored-hex --unsafe | gonka keys import NAME
-    """
-    from gonka_cli.keys import SigningKey
-    from gonka_cli.keystore import KeyMaterial
 
+    With --keyring-backend test|file the key goes into inferenced's keyring.
+    """
+    from gonka_cli.keys.keystore import KeyMaterial
+
+    keyring = _keyring(keyring_backend, keyring_dir, home, passphrase_file)
     store = _store()
-    _refuse_existing(store, name, force)
-    text = _SecretInput().read("Hex private key: ", whole=True)
-    try:
-        key = SigningKey.from_hex(text)
-    except ConfigError as exc:
-        raise UsageError(f"the key read: {exc.message}") from None
+    if keyring is None:
+        _refuse_existing(store, name, force)
+    key = _imported_key(file, armor_passphrase_file, _SecretInput())
+    if keyring is not None:
+        _add_to_keyring(keyring, name, key, force=force, output=output)
+        return
     stored = _save(
         store,
         name,
@@ -282,10 +395,62 @@ def import_command(
         emit(stored.address)
 
 
+def _imported_key(
+    file: str | None, passphrase_file: str | None, secrets: _SecretInput
+) -> SigningKey:
+    from gonka_cli.keys import SigningKey, armor
+    from gonka_cli.keys.files import read_regular
+
+    if file is None:
+        text = secrets.read("Hex private key: ", whole=True)
+    else:
+        try:
+            text = read_regular(Path(file), 64 * 1024).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not text"
+            raise UsageError(f"{file}: cannot read the key file ({reason})") from None
+    if armor.looks_armored(text):
+        passphrase = _armor_passphrase(passphrase_file, secrets, twice=False)
+        return SigningKey.from_secret(armor.decrypt(text, passphrase))
+    try:
+        return SigningKey.from_hex(text)
+    except ConfigError as exc:
+        raise UsageError(f"the key read: {exc.message}") from None
+
+
+def _list_keyring(keyring: Keyring, output: Output) -> None:
+    entries, problems = keyring.scan()
+    for problem in problems:
+        warn(f"{problem.message}; skipped")
+    if output is Output.json:
+        emit_json([_describe_entry(entry, keyring) for entry in entries])
+        return
+    if not entries:
+        _note(f"no usable keys in {keyring.label}")
+    width = max((len(entry.name) for entry in entries), default=0)
+    for entry in entries:
+        emit(f"{entry.name:<{width}}  {entry.address}")
+
+
 @app.command("list")
-def list_command(output: OutputOpt = Output.text) -> None:
-    """List the stored keys: name, address, and notes (default, unencrypted)."""
+def list_command(
+    output: OutputOpt = Output.text,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+) -> None:
+    """List the stored keys: name, address, and notes (default, unencrypted).
+
+    With --keyring-backend test|file: the keys of inferenced's keyring instead.
+    """
+    keyring = _keyring(keyring_backend, keyring_dir, home, passphrase_file)
+    if keyring is not None:
+        _list_keyring(keyring, output)
+        return
     store = _store()
+    for warning in store.exposure():
+        warn(warning)
     keys, problems = store.scan()
     for problem in problems:
         warn(f"{problem.message}; skipped")
@@ -318,16 +483,24 @@ def show_command(
         bool, typer.Option("--pubkey", "-p", help="Print only the base64 public key.")
     ] = False,
     output: OutputOpt = Output.text,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
 ) -> None:
-    """Show a key's name, address and public key (no passphrase needed)."""
-    store = _store()
-    stored = store.find(name)
+    """Show a key's name, address and public key (no passphrase for gonka's keystore)."""
+    keyring = _keyring(keyring_backend, keyring_dir, home, passphrase_file)
+    if keyring is not None:
+        described = _describe_entry(_keyring_entry(keyring, name), keyring)
+    else:
+        store = _store()
+        stored = store.find(name)
+        described = _describe(stored, store.default_name())
     if address or pubkey:
-        for wanted, value in ((address, stored.address), (pubkey, stored.pubkey)):
+        for wanted, field in ((address, "address"), (pubkey, "pubkey")):
             if wanted:
-                emit(value)
+                emit(described[field])
         return
-    described = _describe(stored, store.default_name())
     if output is Output.json:
         emit_json(described)
         return
@@ -344,38 +517,70 @@ def export_command(
     ] = False,
     unarmored_hex: Annotated[
         bool,
-        typer.Option("--unarmored-hex", help="Accepted for inferenced; hex is the only format."),
+        typer.Option("--unarmored-hex", help="Accepted for inferenced; hex is the default."),
     ] = True,
+    armored: Annotated[
+        bool,
+        typer.Option(
+            "--armor", help="Print the passphrase-protected block `inferenced keys import` reads."
+        ),
+    ] = False,
+    armor_passphrase_file: ArmorPassphraseFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
 ) -> None:
-    """Print a key's private key as 64 hex characters (needs --unsafe).
+    """Print a key's private key as 64 hex characters (needs --unsafe), or --armor it.
 
-    The output is what GONKA_PRIVATE_KEY and `gonka keys import` take.
+    The hex is what GONKA_PRIVATE_KEY and `gonka keys import` take; the armored block
+    (encrypted with a passphrase of its own) goes back into `inferenced keys import`.
     """
-    from gonka_cli import keystore
+    from gonka_cli.keys import armor
 
+    keyring = _keyring(keyring_backend, keyring_dir, home, passphrase_file)
+    if armored:
+        secret = _export_secret(name, keyring, passphrase_file)
+        passphrase = _armor_passphrase(armor_passphrase_file, _SecretInput(), twice=True)
+        emit(armor.encrypt(secret, passphrase).rstrip("\n"))
+        return
     if not unsafe:
         raise UsageError(
             "export prints the private key in clear text; refusing without --unsafe",
-            hint=f"gonka keys export {name} --unsafe",
+            hint=f"gonka keys export {name} --unsafe, or --armor for a protected block",
         )
+    secret = _export_secret(name, keyring, passphrase_file)
+    warn("this is the private key: whoever sees it controls the account")
+    emit(secret.hex())
+
+
+def _export_secret(name: str, keyring: Keyring | None, passphrase_file: str | None) -> bytes:
+    from gonka_cli.keys import keystore
+
+    if keyring is not None:
+        return _keyring_entry(keyring, name).signing_key().secret
     stored = _store().find(name)
     if stored.encrypted:
         passphrase = keystore.passphrase_to_open(stored.name, passphrase_file)
-        material = keystore.open_key(stored, passphrase)
-    else:
-        warn(keystore.unencrypted_warning(stored))
-        material = keystore.open_key(stored, None)
-    warn("this is the private key: whoever sees it controls the account")
-    emit(material.secret.hex())
+        return keystore.open_key(stored, passphrase).secret
+    warn(keystore.unencrypted_warning(stored))
+    return keystore.open_key(stored, None).secret
 
 
 @app.command("delete")
 def delete_command(
     name: NameArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
 ) -> None:
     """Delete a key file. Without the mnemonic or a backup, its secret is gone."""
+    keyring = _keyring(keyring_backend, keyring_dir, home, passphrase_file)
+    if keyring is not None:
+        _delete_from_keyring(keyring, name, yes=yes)
+        return
     store = _store()
     try:
         stored = store.load(name)
@@ -393,6 +598,23 @@ def delete_command(
             raise typer.Exit(1)
     store.delete(name)
     _note(f"deleted key {name!r} ({stored.address})")
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not _interactive():
+        raise UsageError("refusing to delete a key without confirmation", hint="pass -y")
+    if not typer.confirm(question, default=False, err=True):
+        _note("nothing deleted")
+        raise typer.Exit(1)
+
+
+def _delete_from_keyring(keyring: Keyring, name: str, *, yes: bool) -> None:
+    entry = _keyring_entry(keyring, name)
+    _confirm(f"Delete key {entry.name!r} ({entry.address}) from {keyring.label}?", yes)
+    keyring.delete(entry)
+    _note(f"deleted key {entry.name!r} ({entry.address}) from {keyring.label}")
 
 
 def _delete_unreadable(store: Keystore, name: str, *, yes: bool) -> None:

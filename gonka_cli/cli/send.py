@@ -15,7 +15,11 @@ import typer
 
 from gonka_cli.cli._common import (
     AccountAddressOpt,
+    FromOpt,
+    HomeOpt,
     KeyOpt,
+    KeyringBackendOpt,
+    KeyringDirOpt,
     PassphraseFileOpt,
     PrivateKeyFileOpt,
     SchemeChoice,
@@ -170,6 +174,10 @@ def send_request_command(
     account_address: AccountAddressOpt = None,
     private_key_file: PrivateKeyFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    from_name: FromOpt = None,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
     api_key_file: Annotated[
         str | None,
         typer.Option(
@@ -279,6 +287,25 @@ def send_request_command(
             rich_help_panel=NETWORK,
         ),
     ] = None,
+    trust_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust-origin",
+            metavar="URL",
+            help="Let --follow-moved take the credentials to this origin; repeatable.",
+            rich_help_panel=NETWORK,
+        ),
+    ] = None,
+    max_response_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-response-bytes",
+            metavar="N",
+            min=1,
+            help="Largest answer read, streamed or not (64 MiB).",
+            rich_help_panel=NETWORK,
+        ),
+    ] = None,
     profile: Annotated[
         str | None,
         typer.Option("--profile", metavar="NAME", help="Profile in the config file."),
@@ -317,9 +344,9 @@ def send_request_command(
         GONKA_BROKER_URL=https://broker/v1 GONKA_BROKER_API_KEY=... \\
             gonka send-request --file body.json
 
-    Exit codes: 2 bad input, 4 HTTP 4xx, 5 HTTP 5xx or 429 after retries (or an error
-    event mid-stream), 6 network, time-out or a stream cut off, 7 keys or settings,
-    130 interrupted.
+    Exit codes: 2 bad input, 4 HTTP 4xx (or a move to an untrusted origin), 5 HTTP 5xx
+    or 429 after retries (or an error event mid-stream), 6 network, time-out, a stream
+    cut off or an answer over --max-response-bytes, 7 keys or settings, 130 interrupted.
     """
     flags: dict[str, Any] = {
         "auth": auth.value if auth else None,
@@ -332,6 +359,10 @@ def send_request_command(
         "account_address": account_address,
         "private_key_file": private_key_file,
         "passphrase_file": passphrase_file,
+        "from_name": from_name,
+        "keyring_backend": keyring_backend,
+        "keyring_dir": keyring_dir,
+        "home": home,
         "api_key_file": api_key_file,
         "api_key_cmd": api_key_cmd,
         "scheme": scheme.value if scheme else None,
@@ -340,6 +371,8 @@ def send_request_command(
         "read_timeout": read_timeout,
         "timeout": timeout,
         "follow_moved": follow_moved,
+        "trust_origins": trust_origin,
+        "max_response_bytes": max_response_bytes,
     }
     if print_as is not None and not dry_run:
         raise UsageError("--print goes with --dry-run")
@@ -514,16 +547,47 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 def _send_and_show(config: SendConfig, body: ChatBody, view: View, consoles: Consoles) -> None:
     from gonka_cli.render import OutputMode, TerminalSink
 
-    sink = TerminalSink(consoles, OutputMode(view.output.value), hide_reasoning=view.hide_reasoning)
+    terminal = TerminalSink(
+        consoles, OutputMode(view.output.value), hide_reasoning=view.hide_reasoning
+    )
+    sink = _Plain(terminal)
     try:
         outcome = run_async(_send(config, body, sink, _notifier(consoles, view)))
     finally:
-        sink.finish()
+        terminal.finish()
     _show(outcome, view, consoles)
 
 
+class _Plain:
+    """Answer text without terminal escapes or the secrets in use (``-o raw`` stays exact)."""
+
+    def __init__(self, sink: TerminalSink) -> None:
+        self._sink = sink
+
+    @property
+    def printed(self) -> bool:
+        return self._sink.printed
+
+    @printed.setter
+    def printed(self, value: bool) -> None:
+        self._sink.printed = value
+
+    def content(self, text: str) -> None:
+        from gonka_cli.redact import plain, scrub_data
+
+        self._sink.content(scrub_data(plain(text)))
+
+    def reasoning(self, text: str) -> None:
+        from gonka_cli.redact import plain, scrub_data
+
+        self._sink.reasoning(scrub_data(plain(text)))
+
+    def raw(self, text: str) -> None:
+        self._sink.raw(text)
+
+
 async def _send(
-    config: SendConfig, body: ChatBody, sink: TerminalSink, notify: Callable[[Notice], None]
+    config: SendConfig, body: ChatBody, sink: _Plain, notify: Callable[[Notice], None]
 ) -> Outcome:
     from gonka_cli.client import Sender
 
@@ -542,10 +606,11 @@ def _notifier(consoles: Consoles, view: View) -> Callable[[Notice], None]:
 
 
 def _show(outcome: Outcome, view: View, consoles: Consoles) -> None:
+    from gonka_cli.redact import redact_data
     from gonka_cli.render import print_facts, print_json, print_line, usage_text
 
     if view.output is SendOutput.json:
-        print_json(consoles.out, {**outcome.response, "gonka": outcome.meta()})
+        print_json(consoles.out, {**outcome.response, "gonka": redact_data(outcome.meta())})
     _explain_cut(outcome.response, view, consoles)
     if view.usage:
         print_line(consoles.err, "usage: " + usage_text(outcome.usage, outcome.meta()), "dim")

@@ -240,5 +240,7 @@ class BatchJob:
 
 
 def _info(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    from gonka_cli.redact import redact
+
+    sys.stderr.write(redact(message) + "\n")
     sys.stderr.flush()

@@ -11,7 +11,11 @@ import typer
 from gonka_cli.cli._common import (
     AccountAddressOpt,
     FileOpt,
+    FromOpt,
+    HomeOpt,
     KeyOpt,
+    KeyringBackendOpt,
+    KeyringDirOpt,
     PassphraseFileOpt,
     PrivateKeyFileOpt,
     SchemeChoice,
@@ -58,6 +62,10 @@ def sign_command(
     account_address: AccountAddressOpt = None,
     private_key_file: PrivateKeyFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    from_name: FromOpt = None,
+    keyring_backend: KeyringBackendOpt = None,
+    keyring_dir: KeyringDirOpt = None,
+    home: HomeOpt = None,
     output: Annotated[
         SignOutput, typer.Option("--output", "-o", help="signature, json, or HTTP header lines.")
     ] = SignOutput.signature,
@@ -68,8 +76,10 @@ def sign_command(
     in -o json and -o headers). Without --endpoint-account the signature is for an empty
     transfer address, which transfer agents refuse (a warning says so).
 
-    The key, in this order: --key, --account-address, GONKA_PRIVATE_KEY,
-    --private-key-file, the default stored key. Example:
+    The key, in this order: --key (or --from), --account-address, GONKA_PRIVATE_KEY,
+    --private-key-file, the default stored key. --key, --from and --account-address look
+    in gonka's keystore, then in inferenced's test keyring (~/.inference); with
+    --keyring-backend test|file only in that keyring. Example:
 
         SIG=$(gonka sign --file body.json --endpoint-account gonka1...)
 
@@ -78,7 +88,7 @@ def sign_command(
     import hashlib
 
     from gonka_cli.keys import parse_address
-    from gonka_cli.keysource import resolve_signing_key
+    from gonka_cli.keys.selection import KeyringChoice, resolve_signing_key
     from gonka_cli.payloads import read_input
     from gonka_cli.signing import CLOCK, Scheme, sign, signature_headers
 
@@ -89,6 +99,8 @@ def sign_command(
         account_address=account_address,
         private_key_file=private_key_file,
         passphrase_file=passphrase_file,
+        from_name=from_name,
+        keyring=KeyringChoice(keyring_backend, keyring_dir, home),
     )
     if not transfer:
         warn(

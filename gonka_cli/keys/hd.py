@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import coincurve
 
 from gonka_cli.errors import UsageError
-from gonka_cli.keys import CURVE_ORDER
+from gonka_cli.keys.material import CURVE_ORDER
 
 if TYPE_CHECKING:
     from mnemonic import Mnemonic

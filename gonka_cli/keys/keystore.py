@@ -7,7 +7,7 @@ directory) and never replaced without ``force``. Format version 1::
     {
       "format": "gonka-keystore",
       "version": 1,
-      "name": "demo",                          # informational: the file name is the key's name
+      "name": "demo",                          # must equal the file name (the key's name)
       "address": "gonka1...",                  # clear, so `list` and `show` need no passphrase
       "pubkey": "<base64 of the 33-byte compressed public key>",
       "hd_path": "m/44'/1200'/0'/0/0",         # null for an imported hex key
@@ -51,7 +51,8 @@ from typing import Any
 
 from gonka_cli.errors import ConfigError, UsageError
 from gonka_cli.jsontext import loads
-from gonka_cli.keys import SigningKey, parse_address
+from gonka_cli.keys.files import exposure_warning, read_regular
+from gonka_cli.keys.material import SigningKey, parse_address
 from gonka_cli.paths import ensure_private_dir, gonka_home
 
 FORMAT = "gonka-keystore"
@@ -103,6 +104,11 @@ class Passphrase:
 
 
 _KEY_LIKE = re.compile(r"(?:0[xX])?[0-9a-fA-F]{64}")
+
+
+def looks_like_a_key(name: str) -> bool:
+    """Whether a would-be name looks like a private key (a secret pasted in the wrong place)."""
+    return _KEY_LIKE.fullmatch(name.strip()) is not None
 
 
 def validate_name(name: str) -> str:
@@ -214,8 +220,8 @@ def parse_document(raw: bytes, path: Path) -> StoredKey:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise _corrupt(path, f"not a {FORMAT} file")
     version = document.get("version")
-    if version != VERSION:
-        newer = isinstance(version, int) and version > VERSION
+    if not isinstance(version, int) or isinstance(version, bool) or version != VERSION:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > VERSION
         raise ConfigError(
             f"{path}: key file format version {version!r} is not supported (this gonka reads 1)",
             hint="upgrade gonka-cli" if newer else _CORRUPT_HINT,
@@ -224,6 +230,10 @@ def parse_document(raw: bytes, path: Path) -> StoredKey:
     if not isinstance(crypto, dict) or crypto.get("cipher") not in ("aes-256-gcm", "none"):
         raise _corrupt(path, "missing or unknown 'crypto' section")
     hd_path, created = document.get("hd_path"), document.get("created")
+    if document.get("name", path.stem) != path.stem:
+        raise _corrupt(
+            path, f"its name field says {document.get('name')!r} but the file is {path.name}"
+        )
     try:
         address = parse_address(_text_field(document, "address", path))
     except UsageError:
@@ -355,6 +365,15 @@ class Keystore:
         """The keystore under the user's gonka directory (``$GONKA_HOME``)."""
         return cls(gonka_home() / "keys")
 
+    @staticmethod
+    def valid_name(name: str) -> bool:
+        """Whether `name` could name a key of this store (no error, nothing echoed)."""
+        return (
+            _NAME.fullmatch(name) is not None
+            and not looks_like_a_key(name)
+            and not name.lower().startswith("gonka1")
+        )
+
     def path_for(self, name: str) -> Path:
         """Where the key `name` lives."""
         return self.directory / f"{validate_name(name)}.json"
@@ -363,8 +382,7 @@ class Keystore:
         """The key called `name`; ConfigError if there is none or its file is corrupt."""
         path = self.path_for(name)
         try:
-            with path.open("rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES)
+            raw = read_regular(path)
         except FileNotFoundError:
             raise ConfigError(f"no key named {name!r}", hint="see `gonka keys list`") from None
         except OSError as exc:
@@ -384,6 +402,11 @@ class Keystore:
             except ConfigError as problem:
                 problems.append(problem)
         return keys, problems
+
+    def exposure(self, stored: StoredKey | None = None) -> list[str]:
+        """Warnings for a keys directory (and a key file) that others can read."""
+        paths = [self.directory] + ([stored.path] if stored is not None else [])
+        return [warning for warning in map(exposure_warning, paths) if warning]
 
     def find_by_address(self, address: str) -> StoredKey | None:
         """The stored key with this address, if any (corrupt files are skipped)."""
@@ -456,7 +479,7 @@ class Keystore:
     def default_name(self) -> str | None:
         """The name of the default key, or None when none is set."""
         try:
-            text = (self.directory / DEFAULT_FILE).read_text().strip()
+            text = read_regular(self.directory / DEFAULT_FILE, 4096).decode().strip()
         except (OSError, UnicodeDecodeError):
             return None
         return text or None
@@ -527,13 +550,15 @@ def _given(passphrase_file: str | None) -> Passphrase | None:
     return Passphrase(from_env, f"${ENV_PASSPHRASE}") if from_env else None
 
 
-def passphrase_to_open(name: str, passphrase_file: str | None = None) -> Passphrase:
+def passphrase_to_open(
+    name: str, passphrase_file: str | None = None, *, prompt: str | None = None
+) -> Passphrase:
     """--passphrase-file, else $GONKA_KEYRING_PASSPHRASE, else a prompt (once per process)."""
     given = _given(passphrase_file)
     if given is not None:
         return given
     if SESSION.typed is None:
-        typed = read_hidden(f"Passphrase for key {name!r}: ")
+        typed = read_hidden(prompt or f"Passphrase for key {name!r}: ")
         if not typed:
             raise ConfigError("no passphrase entered")
         SESSION.typed = typed
