@@ -12,7 +12,11 @@ The tree::
     │   └── Unreachable             exit 6   nothing answers at that address at all
     ├── ConfigError                 exit 7   keys, passphrases, settings, config files
     ├── PartialFailure              exit 8   a batch in which some requests failed
+    ├── OutputError                 exit 74  results could not be written (disk full, EPIPE)
+    ├── ResultsBusy                 exit 75  another run is writing the same results file
     └── Interrupted                 exit 130 Ctrl-C
+        ├── HungUp                  exit 129 SIGHUP (the terminal went away)
+        └── Terminated              exit 143 SIGTERM (systemd, Docker, Kubernetes, timeout)
 
 Foreign exceptions are translated into these at one boundary each (``raise ... from``),
 and the command line prints ``error: <message>`` (and ``hint: <hint>``) on stderr. No
@@ -37,7 +41,11 @@ class ExitCode(IntEnum):
     NETWORK = 6
     CONFIG = 7
     PARTIAL = 8
+    OUTPUT = 74  # sysexits.h EX_IOERR
+    BUSY = 75  # sysexits.h EX_TEMPFAIL: try again once the other run is over
+    HANGUP = 129  # 128 + SIGHUP, as a shell reports a process the signal killed
     INTERRUPTED = 130
+    TERMINATED = 143  # 128 + SIGTERM
 
 
 class GonkaError(Exception):
@@ -112,7 +120,31 @@ class PartialFailure(GonkaError):
     exit_code = ExitCode.PARTIAL
 
 
+class OutputError(GonkaError):
+    """Results could not be written: no space, an I/O error, a closed pipe or stdout."""
+
+    exit_code = ExitCode.OUTPUT
+
+
+class ResultsBusy(GonkaError):
+    """Another process holds the lock of the results file this run would write."""
+
+    exit_code = ExitCode.BUSY
+
+
 class Interrupted(GonkaError):
     """The user pressed Ctrl-C."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class HungUp(Interrupted):
+    """SIGHUP stopped a batch (its terminal or session went away)."""
+
+    exit_code = ExitCode.HANGUP
+
+
+class Terminated(Interrupted):
+    """SIGTERM stopped a batch (a service manager, a container runtime, `timeout`)."""
+
+    exit_code = ExitCode.TERMINATED

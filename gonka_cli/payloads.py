@@ -4,6 +4,7 @@ requests, and the command-line overrides that re-encode them."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from gonka_cli.errors import PayloadError, UsageError
 from gonka_cli.jsontext import loads
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# The transfer agents' limit on a request body (they answer 413 above it): a
+# larger input is refused from its size, before a byte of it is read.
+MAX_INPUT_BYTES = 10 * 1024 * 1024
 # JSON text may not begin with a byte order mark (RFC 8259 section 8.1), but editors on
 # Windows write one; a chat body drops it before parsing, and the bytes sent (and signed)
 # are those after it.
@@ -58,7 +62,7 @@ def _text_bytes(text: str) -> bytes:
 def read_file(path: Path) -> bytes:
     """A file's bytes, with OS errors turned into one clear line."""
     try:
-        return path.read_bytes()
+        return read_bounded(path)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -69,11 +73,34 @@ def read_file(path: Path) -> bytes:
         raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
 
 
+def read_bounded(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """A file's bytes, refused (`UsageError`) from its size before reading when over `limit`
+    (a pipe or device, whose size is unknown, is read up to the limit and no further)."""
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise _too_large(str(path), size)
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise _too_large(str(path), None)
+    return data
+
+
+def _too_large(source: str, size: int | None) -> UsageError:
+    size_text = f" ({size:,} bytes)" if size is not None else ""
+    return UsageError(
+        f"{source}: over 10 MiB{size_text}, the most a transfer agent takes; not read",
+    )
+
+
 def _read_stdin() -> bytes:
     try:
-        return sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
     except (OSError, ValueError, AttributeError) as exc:
         raise UsageError(f"<stdin>: cannot read standard input ({exc})") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise _too_large("<stdin>", None)
+    return data
 
 
 # --- Chat request bodies: validation before anything is sent, and overrides -------------

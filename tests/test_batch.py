@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -15,7 +16,7 @@ from gonka_cli.batch.inputs import Shard
 from gonka_cli.batch.plan import BatchPlan, BatchSource, run_batch
 from gonka_cli.batch.results import read_results
 from gonka_cli.batch.stats import BatchStats
-from gonka_cli.errors import Interrupted, NetworkError, PartialFailure, UsageError
+from gonka_cli.errors import Interrupted, NetworkError, PartialFailure, Terminated, UsageError
 from tests.batch_fakes import EchoSender, body, content_of, sender_factory, write_requests
 
 
@@ -252,3 +253,45 @@ def test_no_live_bar_when_results_go_to_the_same_terminal(tmp_path: Path) -> Non
     run_batch(plan, sender_factory(EchoSender()), stderr=err, stdout=TerminalBytes())
     assert "3/3" not in err.getvalue()
     assert "succeeded  3" in err.getvalue()
+
+
+def test_sigterm_gives_requests_in_flight_a_grace_period_then_cancels(tmp_path: Path) -> None:
+    """SIGTERM mid-run: no new launches; an answer arriving within the grace period is
+    written, one that never comes is cancelled when it ends; summary, exit 143."""
+    write_requests(tmp_path / "in", 20)
+    out = tmp_path / "r.jsonl"
+    calls = 0
+
+    async def send(data: bytes) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(3600)  # never answers: the grace period must end it
+        return await EchoSender(delay_s=0.05)(data)
+
+    err = Stderr()
+    plan = BatchPlan(
+        BatchSource(directory=tmp_path / "in"), output_file=out, concurrency=3, grace_s=0.3
+    )
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated) as caught:
+        run_batch(plan, sender_factory(send), stderr=err)
+    assert caught.value.exit_code == 143
+    assert calls == 3
+    assert sorted(r["custom_id"] for r in read_results(out)) == ["req-000.json", "req-001.json"]
+    assert "interrupted by SIGTERM: 1 request(s) still in flight were cancelled" in err.getvalue()
+    assert signal.getsignal(signal.SIGTERM) == before  # the handlers are put back
+
+
+def test_output_dir_may_not_be_the_input_dir(tmp_path: Path) -> None:
+    """--output-dir equal to --dir would overwrite each request with its answer: refused
+    before anything is sent, the requests untouched."""
+    write_requests(tmp_path / "in", 2)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir()}
+    send = EchoSender()
+    plan = BatchPlan(BatchSource(directory=tmp_path / "in"), output_dir=tmp_path / "in" / ".")
+    with pytest.raises(UsageError, match="answers would overwrite requests"):
+        _batch(plan, send, stdout=io.BytesIO())
+    assert send.bodies == []
+    assert {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir()} == before

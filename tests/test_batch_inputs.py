@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
@@ -210,3 +212,36 @@ def test_load_applies_the_command_line_overrides(tmp_path: Path) -> None:
     assert load(jsonl_item, Overrides(default_model="dflt")).body == (
         b'{"messages":[{"role":"user","content":"x"}],"model":"dflt"}'
     )
+
+
+def test_an_unlistable_subdirectory_fails_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--recursive: a subdirectory that cannot be listed becomes one failed input ("sub/"),
+    whatever the glob, and the rest of the tree is still sent; an unlistable --dir itself
+    is a usage error."""
+    _tree(tmp_path)
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if Path(path).name in ("sub", "root"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr("gonka_cli.batch.inputs.os.scandir", scandir)
+    items = list(iter_dir(tmp_path, recursive=True))
+    assert [i.custom_id for i in items] == ["a.json", "b.json", "sub/"]
+    assert items[-1].error == f"{tmp_path / 'sub'}: cannot list (Permission denied)"
+    (tmp_path / "root").mkdir()
+    with pytest.raises(UsageError, match="cannot list"):
+        list(iter_dir(tmp_path / "root"))
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    """An input larger than 10 MiB (a sparse file here) fails from its size, never read."""
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)
+    loaded = load(Item("huge.json", path=huge))
+    assert loaded.body is None
+    assert "over 10 MiB (67,108,864 bytes)" in (loaded.error or "")

@@ -6,6 +6,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,15 +14,18 @@ from gonka_cli.batch import results as batch_results
 from gonka_cli.batch.results import (
     FileSink,
     Result,
+    ResultsFile,
     ResultsWriter,
     StreamSink,
     body_file_name,
+    body_name_clash,
     encode_line,
     prepare_resume,
     read_results,
     result_record,
     write_body_file,
 )
+from gonka_cli.errors import OutputError, ResultsBusy, UsageError
 
 OK = Result(
     custom_id="a.json",
@@ -156,18 +160,42 @@ def test_resume_truncates_a_torn_last_line(tmp_path: Path) -> None:
     assert path.read_bytes() == good
 
 
-def test_resume_drops_failed_duplicate_and_unreadable_lines(tmp_path: Path) -> None:
-    """Failed lines go (to be re-sent), a success is kept once, garbage is dropped."""
+def test_resume_drops_failed_and_duplicate_lines(tmp_path: Path) -> None:
+    """Failed lines go (to be re-sent), a success is kept once, a torn tail is cut."""
     path = tmp_path / "r.jsonl"
-    path.write_bytes(
-        _line("a") + _line("b", ok=False) + b"garbage\n" + _line("a") + _line("c") + b'{"x":'
-    )
+    path.write_bytes(_line("a") + _line("b", ok=False) + _line("a") + _line("c") + _line("d")[:9])
+    path.chmod(0o640)
     state = prepare_resume(path)
     assert state.done == {"a", "c"}
-    assert (state.dropped_failed, state.dropped_unreadable, state.dropped_torn) == (2, 1, True)
+    assert (state.dropped_failed, state.dropped_torn) == (2, True)
     assert [r["custom_id"] for r in read_results(path)] == ["a", "c"]
     assert path.read_bytes().endswith(b"\n")
     assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"a": 1}\n{"b": 2}\n{"c": 3}\n',
+        b"garbage\n",
+        b'{"custom_id": "q", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n',
+        b'{"custom_id": "q", "response": null, "error": null}\n',
+        b"\n",
+        b'{"custom_id": "one line, no newline"}',
+    ],
+)
+def test_resume_refuses_a_file_that_is_not_a_results_file(tmp_path: Path, content: bytes) -> None:
+    """Unrelated JSON lines, a Batch input file, a success without a response, a blank line
+    or another file's unterminated last line: refused, the file byte for byte as it was."""
+    path = tmp_path / "r.jsonl"
+    original = _line("a") + content
+    path.write_bytes(original)
+    before = path.stat()
+    with pytest.raises(UsageError, match="line 2: not a results line"):
+        prepare_resume(path)
+    assert path.read_bytes() == original
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 def test_resume_leaves_a_clean_file_untouched(tmp_path: Path) -> None:
@@ -210,3 +238,81 @@ def test_write_body_file_writes_json_atomically(tmp_path: Path) -> None:
     assert target == tmp_path / "sub%2Fa.json"
     assert json.loads(target.read_text(encoding="utf-8")) == {"k": "ü"}
     assert [p.name for p in tmp_path.iterdir()] == ["sub%2Fa.json"]
+
+
+def test_a_results_file_has_one_writer(tmp_path: Path) -> None:
+    """A second open of a locked results file is refused, naming this process; once the
+    first is closed the file opens again. A new file is created 0600."""
+    path = tmp_path / "r.jsonl"
+    first = ResultsFile.open(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(ResultsBusy, match=f"being written by process {os.getpid()}") as busy:
+        ResultsFile.open(path)
+    assert busy.value.exit_code == 75
+    first.close(remove_if_empty=True)
+    assert not path.exists()  # created by this run and never written: gone again
+    ResultsFile.open(path).close()
+    assert path.exists()
+
+
+def test_a_failed_write_is_cut_back_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails half-way (the disk fills) leaves no torn line: the part written
+    is cut away and the error names the file and the reason."""
+    path = tmp_path / "r.jsonl"
+    sink = FileSink(path)
+    sink.write_line(_line("a"))
+    real_write = os.write
+
+    def half_then_full(fd: int, data: Any) -> int:
+        if len(data) > 10:
+            return real_write(fd, bytes(data[:10]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch_results.os, "write", half_then_full)
+    with pytest.raises(OutputError, match=f"cannot write {path}: No space left on device"):
+        sink.write_line(_line("b"))
+    monkeypatch.undo()
+    sink.close()
+    assert [r["custom_id"] for r in read_results(path)] == ["a"]
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_body_name_clashes_are_found() -> None:
+    """`a` and `a.json` share a.json; distinct names do not clash."""
+    assert body_name_clash(["x", "a", "b", "a.json"]) == ("a", "a.json", "a.json")
+    assert body_name_clash(["a", "b.json", "a/b"]) is None
+
+
+def test_a_body_file_never_replaces_a_symlink(tmp_path: Path) -> None:
+    """A symlink at a body file's name is left alone (OSError), its target untouched, and
+    no temporary file is left behind."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.json").symlink_to(victim)
+    with pytest.raises(OSError, match="symbolic link"):
+        write_body_file(tmp_path / "out", "a.json", {"k": 1})
+    assert victim.read_text() == "precious"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.json"]
+
+
+def test_a_resume_rewrite_that_fails_keeps_the_original(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rewrite's copy cannot be made durable (the disk is full): OutputError, and the
+    original stays byte for byte, with no temporary file left beside it."""
+    path = tmp_path / "r.jsonl"
+    original = _line("a") + _line("b", ok=False)
+    path.write_bytes(original)
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch_results.os, "fsync", full)
+    with pytest.raises(OutputError, match=r"No space left on device \(the file is as it was\)"):
+        prepare_resume(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == original
+    assert [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]

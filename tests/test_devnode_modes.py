@@ -135,7 +135,7 @@ def test_retired_mode_is_410_on_every_classic_route(client: httpx2.Client) -> No
         for response in answers:
             assert response.status_code == 410
             assert response.headers["Deprecation"] == "true"
-            assert response.headers["Link"] == '</devshard/{version}>; rel="successor-version"'
+            assert response.headers["Link"] == '</devshard/v4>; rel="successor-version"'
             assert response.json() == {
                 "error": "deprecated",
                 "message": "classic inference is deprecated; use devshard",

@@ -230,7 +230,8 @@ def test_identity_and_reads(node: RunningNode, client: httpx2.Client, ta: str) -
     models = [m["id"] for m in client.get(node.url + "/v1/models").json()["models"]]
     assert models == ["Qwen/QwQ-32B", "echo"]
     params = client.get(node.url + "/chain-api/productscience/inference/inference/params").json()
-    assert params["params"]["transfer_agent_access_params"]["allowed_transfer_addresses"] == []
+    allowed = params["params"]["transfer_agent_access_params"]["allowed_transfer_addresses"]
+    assert allowed == [p.address for p in node.participants]
     headers = signed_headers(payload(), ta)
     client.post(node.url + "/v1/chat/completions", content=payload(), headers=headers)
     record = client.get(node.url + "/v1/chat/completions", params={"id": headers["Authorization"]})

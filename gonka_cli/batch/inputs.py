@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from gonka_cli.errors import UsageError
 from gonka_cli.jsontext import loads
-from gonka_cli.payloads import Overrides, RawInput, prepare_chat_body
+from gonka_cli.payloads import Overrides, RawInput, prepare_chat_body, read_bounded
 
 DEFAULT_GLOB = "*.json"
 CHAT_URL = "/v1/chat/completions"
@@ -87,13 +87,13 @@ def iter_dir(root: Path, *, recursive: bool = False, pattern: str = DEFAULT_GLOB
             f"{root}: not a directory", hint="--dir takes a directory of request files"
         )
     matches = _matcher(pattern)
-    for relative, regular in _walk(root, "", recursive=recursive):
-        if matches(relative):
+    for relative, problem in _walk(root, "", recursive=recursive):
+        # A subdirectory that cannot be listed ("sub/") fails alone, whatever the pattern.
+        if relative.endswith("/") or matches(relative):
             # Built from one string, so that pathlib interns a copy of the name that dies
             # with the item, not the listing's own string (held for the whole batch).
             path = Path(os.path.join(root, relative))
-            # A FIFO or device would block the batch on its first read: it fails alone.
-            error = None if regular else f"{path}: not a regular file"
+            error = None if problem is None else f"{path}: {problem}"
             yield Item(custom_id=relative, path=path, error=error)
 
 
@@ -117,34 +117,40 @@ def _matcher(pattern: str) -> Callable[[str], bool]:
     return matches
 
 
-def _walk(root: Path, prefix: str, *, recursive: bool) -> Iterator[tuple[str, bool]]:
-    """Paths of the files below `root` relative to it (``sub/a.json``), each with whether
-    it is a regular file; `prefix` is the directory being listed (``""`` or ``sub/``)."""
-    names, kinds = _sorted_entries(root / prefix)
+def _walk(root: Path, prefix: str, *, recursive: bool) -> Iterator[tuple[str, str | None]]:
+    """Paths of the files below `root` relative to it (``sub/a.json``), each with why it
+    cannot be sent (None for a regular file); `prefix` is the directory being listed
+    (``""`` or ``sub/``). A subdirectory that cannot be listed comes as ``sub/`` itself."""
+    try:
+        names, kinds = _sorted_entries(root / prefix)
+    except OSError as exc:
+        if not prefix:
+            raise UsageError(f"{root}: cannot list ({exc.strerror})") from None
+        yield prefix, f"cannot list ({exc.strerror})"
+        return
     for name in names:
         kind = kinds.get(name, "file")
         if kind == "dir":
             if recursive:
                 yield from _walk(root, f"{prefix}{name}/", recursive=True)
         else:
-            yield prefix + name, kind == "file"
+            # A FIFO or device would block the batch on its first read: it fails alone.
+            yield prefix + name, None if kind == "file" else "not a regular file"
 
 
 def _sorted_entries(directory: Path) -> tuple[list[str], dict[str, str]]:
     """The names in `directory` (hidden ones left out), sorted, and the kind of each entry
-    that is not a regular file: a directory of 100,000 files costs one list of names."""
+    that is not a regular file: a directory of 100,000 files costs one list of names.
+    Raises OSError when `directory` cannot be listed."""
     names: list[str] = []
     kinds: dict[str, str] = {}
-    try:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if not entry.name.startswith("."):
-                    names.append(entry.name)
-                    kind = _kind(entry)
-                    if kind != "file":
-                        kinds[entry.name] = kind
-    except OSError as exc:
-        raise UsageError(f"{directory}: cannot list ({exc.strerror})") from None
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not entry.name.startswith("."):
+                names.append(entry.name)
+                kind = _kind(entry)
+                if kind != "file":
+                    kinds[entry.name] = kind
     names.sort()
     return names, kinds
 
@@ -183,7 +189,9 @@ def load(item: Item, overrides: Overrides = NO_OVERRIDES) -> Item:
         if item.path is None:
             return replace(item, error="no request body")
         try:
-            data = item.path.read_bytes()
+            data = read_bounded(item.path)  # one over the size limit is refused unread
+        except UsageError as exc:
+            return replace(item, error=exc.message)
         except OSError as exc:
             return replace(item, error=f"{item.path}: cannot read ({exc.strerror or exc})")
     else:

@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import io
 import itertools
+import os
 import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from gonka_cli.batch.inputs import (
     DEFAULT_GLOB,
@@ -39,17 +43,42 @@ from gonka_cli.batch.inputs import (
     iter_jsonl,
     select,
 )
-from gonka_cli.batch.results import FileSink, LineSink, ResultsWriter, StreamSink, prepare_resume
-from gonka_cli.batch.runner import DEFAULT_CONCURRENCY, BatchRunner, RunOptions, SendFn, SendHooks
+from gonka_cli.batch.results import (
+    FileSink,
+    LineSink,
+    ResultsFile,
+    ResultsWriter,
+    StreamSink,
+    body_file_name,
+    body_name_clash,
+    prepare_resume,
+)
+from gonka_cli.batch.runner import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_GRACE_S,
+    BatchRunner,
+    RunOptions,
+    SendFn,
+    SendHooks,
+)
 from gonka_cli.batch.stats import (
     BatchStats,
     NoProgress,
     PlainProgress,
     ProgressView,
+    Snapshot,
     exit_code,
     format_summary,
 )
-from gonka_cli.errors import ExitCode, Interrupted, PartialFailure, UsageError
+from gonka_cli.errors import (
+    ExitCode,
+    HungUp,
+    Interrupted,
+    OutputError,
+    PartialFailure,
+    Terminated,
+    UsageError,
+)
 from gonka_cli.payloads import Overrides, parse_set
 
 if TYPE_CHECKING:
@@ -153,6 +182,7 @@ class BatchPlan:
     quiet: bool = False
     progress_interval_s: float = 5.0
     overrides: Overrides = NO_OVERRIDES
+    grace_s: float | None = DEFAULT_GRACE_S
 
     def check(self) -> None:
         """Refuse flags that do not go together, before anything is sent."""
@@ -165,18 +195,6 @@ class BatchPlan:
             raise UsageError("--rate must be a positive number of requests per second")
         if self.resume and self.output_file is None:
             raise UsageError("--resume needs --output-file: it continues that results file")
-        if not self.resume and self.output_file is not None and _has_content(self.output_file):
-            raise UsageError(
-                f"{self.output_file} already holds results",
-                hint="add --resume to finish that batch, or remove the file to start over",
-            )
-
-
-def _has_content(path: Path) -> bool:
-    try:
-        return path.stat().st_size > 0
-    except OSError:
-        return False
 
 
 def run_batch(
@@ -186,31 +204,65 @@ def run_batch(
     stdout: IO[bytes] | None = None,
     stderr: TextIO | None = None,
 ) -> BatchStats:
-    """Run the batch; print the summary; raise PartialFailure or Interrupted when due.
+    """Run the batch; print the summary; raise PartialFailure, Interrupted or OutputError.
 
     `stdout` receives the results when there is no ``--output-file``; `stderr` the
-    progress and summary. Both default to the process's streams.
+    progress and summary. Both default to the process's streams. The results file is
+    locked for the whole run (a second run on it gets `ResultsBusy`); SIGINT, SIGTERM
+    and SIGHUP stop it cleanly (see `_Stopper`).
     """
     plan.check()
-    err = stderr or sys.stderr
-    done = _resume_state(plan, err)
+    err = stderr or sys.stderr or io.StringIO()  # stderr closed: the batch runs, unheard
+    stopper = _Stopper()
     with ExitStack() as stack:
+        stack.callback(stopper.restore)
+        stopper.install()
+        results = _hold_results_file(plan, stack)
+        done = _resume_state(plan, results, err)
         # Counted first: the count's own listing of a large directory is gone before
         # the batch's listing is made, rather than both held at once.
         total = _count(plan, done) if plan.source.countable() else None
-        inputs = _some_inputs(plan.source, plan.source.items(stack))
+        _check_body_names(plan, done)
+        inputs = _some_inputs(plan.source, _inputs(plan, stack, done, err))
         if plan.output_dir is not None:
             _make_dir(plan.output_dir)
-        sink = _open_sink(plan, stdout)
-        writer = stack.enter_context(contextlib.closing(ResultsWriter(sink)))
+        writer = ResultsWriter(_open_sink(plan, results, stdout))
         skipped = _Tally(done)
         items = select(inputs, shard=plan.shard, skip=skipped)
         progress = _progress(plan, err, stdout)
-        stats = asyncio.run(_run(plan, open_sender, writer, items, progress, total))
+        stats, failure = asyncio.run(
+            _run(plan, open_sender, writer, items, progress, total, stopper)
+        )
+        failure = _close(writer, failure)
     stats.skipped = skipped.count
     _print_summary(stats, err)
+    if failure is not None:
+        raise failure
     _raise_for(stats, plan)
     return stats
+
+
+def _hold_results_file(plan: BatchPlan, stack: ExitStack) -> ResultsFile | None:
+    """Open and lock ``--output-file`` before anything else: a second run stops here."""
+    if plan.output_file is None:
+        return None
+    results = ResultsFile.open(plan.output_file)
+    stack.callback(results.close, remove_if_empty=True)
+    if not plan.resume and results.size() > 0:
+        raise UsageError(
+            f"{plan.output_file} already holds results",
+            hint="add --resume to finish that batch, or remove the file to start over",
+        )
+    return results
+
+
+def _close(writer: ResultsWriter, failure: OutputError | None) -> OutputError | None:
+    """Close the writer (its last fsync or flush can fail too); the first failure wins."""
+    try:
+        writer.close()
+    except OutputError as exc:
+        return failure or exc
+    return failure
 
 
 def _some_inputs(source: BatchSource, items: Iterator[Item]) -> Iterator[Item]:
@@ -234,21 +286,100 @@ class _Tally:
         return skip
 
 
-def _resume_state(plan: BatchPlan, err: TextIO) -> frozenset[str]:
-    if not plan.resume or plan.output_file is None:
+def _resume_state(plan: BatchPlan, results: ResultsFile | None, err: TextIO) -> frozenset[str]:
+    if not plan.resume or results is None:
         return frozenset()
-    state = prepare_resume(plan.output_file)
+    state = prepare_resume(results)
     cleaned = []
     if state.dropped_failed:
         cleaned.append(f"{state.dropped_failed} failed line(s) to send again")
     if state.dropped_torn:
         cleaned.append("a torn last line")
-    if state.dropped_unreadable:
-        cleaned.append(f"{state.dropped_unreadable} unreadable line(s)")
     if cleaned:
-        err.write(f"resume: removed {', '.join(cleaned)} from {plan.output_file}\n")
-    err.write(f"resume: {len(state.done)} input(s) already done\n")
+        _say(err, f"resume: removed {', '.join(cleaned)} from {plan.output_file}")
+    _say(err, f"resume: {len(state.done)} input(s) already done")
     return state.done
+
+
+def _inputs(
+    plan: BatchPlan, stack: ExitStack, done: frozenset[str], err: TextIO | None
+) -> Iterator[Item]:
+    """The source's items, minus this batch's own outputs (and, when the inputs cannot be
+    read twice, with a body-file clash turned into a failed input)."""
+    items = _without_outputs(plan, plan.source.items(stack), err)
+    if plan.output_dir is not None and not plan.source.countable():
+        items = _clashes_fail(items, done)
+    return items
+
+
+def _without_outputs(plan: BatchPlan, items: Iterator[Item], err: TextIO | None) -> Iterator[Item]:
+    """A results file or ``--output-dir`` inside ``--dir`` is not an input: skipped, with a
+    note, so that a resume does not send its own results as a request."""
+    own_file, own_dir = _own_outputs(plan)
+    if own_file is None and own_dir is None:
+        yield from items
+        return
+    for item in items:
+        if item.custom_id == own_file or (own_dir and item.custom_id.startswith(own_dir)):
+            if err is not None:
+                _say(err, f"note: {item.path} is an output of this batch: not sent")
+            continue
+        yield item
+
+
+def _own_outputs(plan: BatchPlan) -> tuple[str | None, str | None]:
+    """The ``custom_id`` the results file would have as an input of ``--dir``, and the
+    prefix of those in ``--output-dir`` (None for each when it is not inside)."""
+    if plan.source.directory is None:
+        return None, None
+    root = os.path.realpath(plan.source.directory)
+
+    def inside(path: Path | None) -> str | None:
+        if path is None:
+            return None
+        relative = os.path.relpath(os.path.realpath(path), root)
+        return None if relative.startswith(os.pardir) else relative.replace(os.sep, "/")
+
+    own_dir = inside(plan.output_dir)
+    return inside(plan.output_file), (None if own_dir is None else own_dir.rstrip("/") + "/")
+
+
+def _check_body_names(plan: BatchPlan, done: frozenset[str]) -> None:
+    """``--output-dir``: refuse, before anything is sent, two ids that would share a file
+    (or an answer that would overwrite its own request, with ``--output-dir`` = ``--dir``)."""
+    if plan.output_dir is None:
+        return
+    if _own_outputs(plan)[1] == "./":
+        raise UsageError(
+            f"--output-dir {plan.output_dir} is the --dir: answers would overwrite requests",
+            hint="give --output-dir another directory",
+        )
+    if not plan.source.countable():
+        return
+    with ExitStack() as stack:
+        ids = (
+            item.custom_id for item in select(_inputs(plan, stack, done, None), shard=plan.shard)
+        )
+        clash = body_name_clash(itertools.chain(done, ids))
+    if clash is not None:
+        first, second, name = clash
+        raise UsageError(
+            f"--output-dir: custom_ids {first!r} and {second!r} would both be written to {name}",
+            hint="rename one of those inputs, or leave out --output-dir",
+        )
+
+
+def _clashes_fail(items: Iterator[Item], done: frozenset[str]) -> Iterator[Item]:
+    """Standard input cannot be checked ahead: an id whose body file another id already
+    has fails on its own (never sent) instead."""
+    owners = {body_file_name(custom_id): custom_id for custom_id in done}
+    for item in items:
+        name = body_file_name(item.custom_id)
+        owner = owners.setdefault(name, item.custom_id)
+        if owner != item.custom_id and item.error is None:
+            error = f"--output-dir: {name} already holds the answer of custom_id {owner!r}"
+            item = Item(item.custom_id, error=error, source=item.source)
+        yield item
 
 
 def _make_dir(directory: Path) -> None:
@@ -258,15 +389,33 @@ def _make_dir(directory: Path) -> None:
         raise UsageError(f"{directory}: cannot create ({exc.strerror})") from None
 
 
-def _open_sink(plan: BatchPlan, stdout: IO[bytes] | None) -> LineSink:
-    if plan.output_file is not None:
-        return FileSink(plan.output_file)
-    return StreamSink(stdout or sys.stdout.buffer)
+def _open_sink(plan: BatchPlan, results: ResultsFile | None, stdout: IO[bytes] | None) -> LineSink:
+    if results is not None:
+        return FileSink.of(results)
+    return StreamSink(stdout or _stdout())
+
+
+def _stdout() -> IO[bytes]:
+    """The process's standard output, checked before anything is sent: a closed one (or
+    one open only for reading) would lose every answer."""
+    stream = sys.stdout
+    if stream is None:
+        raise _no_stdout("standard output is closed")
+    with contextlib.suppress(OSError, ValueError):  # not a real descriptor: left to writing
+        flags = fcntl.fcntl(stream.fileno(), fcntl.F_GETFL)
+        if flags & os.O_ACCMODE == os.O_RDONLY:
+            raise _no_stdout("standard output is not open for writing")
+    return stream.buffer
+
+
+def _no_stdout(reason: str) -> OutputError:
+    return OutputError(f"cannot write <stdout>: {reason}", hint="give --output-file PATH")
 
 
 def _count(plan: BatchPlan, done: frozenset[str]) -> int:
     with ExitStack() as stack:
-        return count(select(plan.source.items(stack), shard=plan.shard, skip=done.__contains__))
+        items = _inputs(plan, stack, done, None)
+        return count(select(items, shard=plan.shard, skip=done.__contains__))
 
 
 def _progress(plan: BatchPlan, err: TextIO, stdout: IO[bytes] | None) -> ProgressView:
@@ -275,8 +424,27 @@ def _progress(plan: BatchPlan, err: TextIO, stdout: IO[bytes] | None) -> Progres
     if err.isatty() and not _results_on_terminal(plan, stdout):
         from gonka_cli.render_batch import RichProgress
 
-        return RichProgress(err)
-    return PlainProgress(lambda line: _say(err, line), interval_s=plan.progress_interval_s)
+        return _Unfailing(RichProgress(err))
+    view = PlainProgress(lambda line: _say(err, line), interval_s=plan.progress_interval_s)
+    return _Unfailing(view)
+
+
+class _Unfailing:
+    """A progress view whose writes may fail (a terminal that hung up, a full disk under
+    stderr) without failing the batch: progress is a courtesy, results are not."""
+
+    def __init__(self, view: ProgressView) -> None:
+        self._view = view
+
+    def update(self, snapshot: Snapshot) -> None:
+        """Show `snapshot`, if the view still can."""
+        with contextlib.suppress(OSError, ValueError):
+            self._view.update(snapshot)
+
+    def close(self, snapshot: Snapshot) -> None:
+        """Close the view, if it still can."""
+        with contextlib.suppress(OSError, ValueError):
+            self._view.close(snapshot)
 
 
 def _results_on_terminal(plan: BatchPlan, stdout: IO[bytes] | None) -> bool:
@@ -290,8 +458,10 @@ def _results_on_terminal(plan: BatchPlan, stdout: IO[bytes] | None) -> bool:
 
 
 def _say(err: TextIO, line: str) -> None:
-    err.write(line + "\n")
-    err.flush()
+    """One line on stderr, if stderr still takes it (a hung-up terminal does not)."""
+    with contextlib.suppress(OSError, ValueError):
+        err.write(line + "\n")
+        err.flush()
 
 
 async def _run(
@@ -301,49 +471,111 @@ async def _run(
     items: Iterator[Item],
     progress: ProgressView,
     total: int | None,
-) -> BatchStats:
+    stopper: _Stopper,
+) -> tuple[BatchStats, OutputError | None]:
+    """The runner's statistics, and the write failure that ended the run, if one did."""
     options = RunOptions(
         plan.concurrency,
         plan.rate,
         plan.fail_fast,
         plan.output_dir,
         plan.overrides,
+        grace_s=plan.grace_s,
         unique_ids=plan.source.unique_ids(),
     )
     runner = BatchRunner(writer, options=options, progress=progress)
     runner.stats.total = total
     async with open_sender(SendHooks(runner.pause, runner.note_retry)) as send:
-        with _interrupts_to(runner.interrupt):
-            return await runner.run(send, items)
+        with stopper.routing_to(runner):
+            try:
+                return await runner.run(send, items), None
+            except OutputError as exc:
+                return runner.stats, exc
 
 
-@contextlib.contextmanager
-def _interrupts_to(handler: Callable[[], None]) -> Iterator[None]:
-    """Route SIGINT to `handler` while the batch runs (where the platform allows it)."""
-    loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, handler)
-    except (NotImplementedError, RuntimeError, ValueError):
-        yield  # not the main thread, or no signal support: Ctrl-C stays KeyboardInterrupt
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+_BEFORE_SENDING: dict[str, type[Interrupted]] = {
+    "SIGINT": Interrupted,
+    "SIGTERM": Terminated,
+    "SIGHUP": HungUp,
+}
+
+
+class _Stopper:
+    """SIGINT, SIGTERM and SIGHUP, for the whole batch: each is a clean stop.
+
+    While requests are being sent, a signal is the first Ctrl-C: the runner stops
+    launching, gives the requests in flight a grace period, writes every answer that
+    arrives, and the summary prints (exit 130, 143 or 129); a second signal cancels at
+    once. Before sending starts (discovery, a resume's clean-up) nothing is in flight, so
+    the batch ends there; once every request is done, a late signal changes nothing.
+    SIGXFSZ is ignored, so that a file size limit is a write error we report (EFBIG),
+    not a kill. Installed only from the main thread (elsewhere signals stay as they are).
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._runner: BatchRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._finished = False
+
+    def install(self) -> None:
+        """Take over the stop signals (and ignore SIGXFSZ) until `restore`."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in STOP_SIGNALS:
+            number = getattr(signal, name, None)
+            # An ignored signal stays ignored: `nohup gonka ...` must survive the hang-up.
+            if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
+                self._previous[number] = signal.signal(number, self._handle)
+        if hasattr(signal, "SIGXFSZ"):
+            self._previous[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        """Put the previous handlers back."""
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    @contextlib.contextmanager
+    def routing_to(self, runner: BatchRunner) -> Iterator[None]:
+        """Send stop signals to `runner` while it runs."""
+        self._runner, self._loop = runner, asyncio.get_running_loop()
+        try:
+            yield
+        finally:
+            self._runner, self._loop, self._finished = None, None, True
+
+    def _handle(self, number: int, frame: object) -> None:
+        name = signal.Signals(number).name
+        runner, loop = self._runner, self._loop
+        if runner is not None and loop is not None:
+            if runner.stats.stop_signal is None:
+                runner.stats.stop_signal = name
+            loop.call_soon_threadsafe(runner.interrupt)
+        elif not self._finished:
+            if name == "SIGINT":
+                raise KeyboardInterrupt
+            raise _BEFORE_SENDING[name](f"stopped by {name} before sending began")
 
 
 def _print_summary(stats: BatchStats, err: TextIO) -> None:
-    for line in format_summary(stats):
-        err.write(line + "\n")
-    err.flush()
+    """The summary, if it can still be written (a hung-up terminal or a full disk under
+    stderr must not turn a clean stop into a crash)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in format_summary(stats):
+            err.write(line + "\n")
+        err.flush()
 
 
 def _raise_for(stats: BatchStats, plan: BatchPlan) -> None:
     code = exit_code(stats)
     again = "--resume" if plan.output_file is not None else "--output-file PATH and --resume"
-    if code is ExitCode.INTERRUPTED:
-        raise Interrupted(
-            f"interrupted after {stats.finished} result(s)", hint=f"run again with {again}"
+    if stats.interrupted:
+        stopped = {ExitCode.TERMINATED: Terminated, ExitCode.HANGUP: HungUp}.get(code, Interrupted)
+        by = f" by {stats.stop_signal}" if stats.stop_signal else ""
+        raise stopped(
+            f"interrupted{by} after {stats.finished} result(s)", hint=f"run again with {again}"
         )
     if code is ExitCode.PARTIAL:
         duplicates = stats.failed.get("duplicate_custom_id", 0)

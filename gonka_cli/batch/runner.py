@@ -5,9 +5,10 @@ requests are in flight, launched no faster than ``rate`` per second and never wh
 shared :class:`PauseGate` is closed (a 429/503 ``Retry-After`` closes it for everyone).
 Each finished input becomes exactly one results line (:mod:`gonka_cli.batch.results`).
 
-Stopping: ``interrupt()`` once (first Ctrl-C) stops launching and lets the requests in
-flight finish; twice cancels them (a cancelled request writes no line, so ``--resume``
-sends it again). ``fail_fast`` stops launching at the first failure the same way.
+Stopping: ``interrupt()`` once (first Ctrl-C, SIGTERM, SIGHUP) stops launching and lets
+the requests in flight finish, for ``grace_s`` at most; then, or on a second call, they
+are cancelled (a cancelled request writes no line, so ``--resume`` sends it again).
+``fail_fast`` stops launching at the first failure the same way.
 
 The request itself goes through the single-request path: the runner only calls
 ``send(body)``, which signs, fails over and retries as ``gonka send-request`` does.
@@ -35,6 +36,9 @@ Clock = Callable[[], float]
 SendFn = Callable[[bytes], Awaitable["OutcomeLike"]]
 
 DEFAULT_CONCURRENCY = 8
+# How long requests in flight may take to finish once a batch is told to stop: well
+# inside the 10 s a container runtime waits between SIGTERM and SIGKILL.
+DEFAULT_GRACE_S = 5.0
 
 
 class PauseGate:
@@ -184,6 +188,7 @@ class RunOptions:
     body_dir: Path | None = None
     overrides: Overrides = NO_OVERRIDES
     tick_s: float = 0.5
+    grace_s: float | None = DEFAULT_GRACE_S
     # The inputs cannot repeat a custom_id (a directory's paths, checked --file paths):
     # no need to remember every id, which for 100,000 files costs megabytes.
     unique_ids: bool = False
@@ -240,6 +245,8 @@ class BatchRunner:
         self.stats.interrupted = True
         if self._interrupts == 1:
             self._stop()
+            if self._options.grace_s is not None:
+                asyncio.get_running_loop().call_later(self._options.grace_s, self._cancel_in_flight)
         else:
             self._cancel_in_flight()
 
@@ -335,6 +342,7 @@ class BatchRunner:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slots.release()
+        self.stats.cancelled += task.cancelled()
         if not task.cancelled() and task.exception() is not None and self._fatal is None:
             self._fatal = task.exception()
             self._cancel_in_flight()

@@ -34,6 +34,11 @@ class BatchStats:
     wall_s: float = 0.0
     paused_s: float = 0.0
     interrupted: bool = False
+    # The signal that stopped the run ("SIGINT", "SIGTERM", "SIGHUP"), when one did.
+    stop_signal: str | None = None
+    # Requests still in flight when the stop's grace period ended (or a second signal
+    # came): cancelled, so they have no line, though a server may have answered them.
+    cancelled: int = 0
     stopped_by_failure: bool = False
 
     @property
@@ -76,10 +81,13 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[rank - 1]
 
 
+_SIGNAL_CODES = {"SIGTERM": ExitCode.TERMINATED, "SIGHUP": ExitCode.HANGUP}
+
+
 def exit_code(stats: BatchStats) -> ExitCode:
-    """130 when interrupted, 8 when any input failed, else 0."""
+    """130 when interrupted (143 by SIGTERM, 129 by SIGHUP), 8 when any input failed, else 0."""
     if stats.interrupted:
-        return ExitCode.INTERRUPTED
+        return _SIGNAL_CODES.get(stats.stop_signal or "", ExitCode.INTERRUPTED)
     return ExitCode.PARTIAL if stats.failed_total else ExitCode.OK
 
 
@@ -102,7 +110,13 @@ def format_summary(stats: BatchStats) -> list[str]:
     if p50 is not None and p95 is not None:
         lines.append(f"  latency    p50 {p50:.3f} s, p95 {p95:.3f} s")
     if stats.interrupted:
-        lines.append("  interrupted: requests in flight were allowed to finish")
+        by = f" by {stats.stop_signal}" if stats.stop_signal else ""
+        if stats.cancelled:
+            lines.append(
+                f"  interrupted{by}: {stats.cancelled} request(s) still in flight were cancelled"
+            )
+        else:
+            lines.append(f"  interrupted{by}: requests in flight were allowed to finish")
     elif stats.stopped_by_failure:
         lines.append("  stopped at the first failure (--fail-fast)")
     return lines

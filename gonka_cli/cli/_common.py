@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -21,13 +22,16 @@ def _use_color(stream: IO[str]) -> bool:
 
 def print_error(message: str, hint: str | None = None) -> None:
     """``error: ...`` (and ``hint: ...``) on stderr; red on a terminal unless NO_COLOR."""
-    red, yellow, reset = (
-        ("\x1b[31m", "\x1b[33m", "\x1b[0m") if _use_color(sys.stderr) else ("",) * 3
-    )
-    sys.stderr.write(f"{red}error:{reset} {redact(message)}\n")
-    if hint:
-        sys.stderr.write(f"{yellow}hint:{reset} {redact(hint)}\n")
-    sys.stderr.flush()
+    # A terminal that hung up (SIGHUP) or a closed stderr must not turn the exit code
+    # into a crash: the message is lost either way.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        red, yellow, reset = (
+            ("\x1b[31m", "\x1b[33m", "\x1b[0m") if _use_color(sys.stderr) else ("",) * 3
+        )
+        sys.stderr.write(f"{red}error:{reset} {redact(message)}\n")
+        if hint:
+            sys.stderr.write(f"{yellow}hint:{reset} {redact(hint)}\n")
+        sys.stderr.flush()
 
 
 def warn(message: str) -> None:
@@ -46,7 +50,7 @@ def info(message: str) -> None:
 def help_markup() -> Literal["rich"] | None:
     """Rich help panels on a terminal; plain help when piped, which also starts 50 ms
     sooner (typer's rich help imports a Markdown parser)."""
-    return "rich" if sys.stdout.isatty() else None
+    return "rich" if sys.stdout is not None and sys.stdout.isatty() else None
 
 
 class GonkaGroup(TyperGroup):

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gonka_cli.devnode.defaults import DEFAULT_MODELS, FAULT_KINDS
+from gonka_cli.devnode.defaults import (
+    BACKLOG,
+    DEFAULT_MODELS,
+    DRAIN_S,
+    FAULT_KINDS,
+    GATEWAY_FAULT_KINDS,
+    HEADER_TIMEOUT_S,
+    KEEP_ALIVE_S,
+    LIMIT_CONCURRENCY,
+)
 from gonka_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -42,10 +51,27 @@ _MODE_NAMES = {"ta": "transfer agent", "gateway": "gateway", "retired": "retired
 def parse_faults(text: str) -> tuple[str, ...]:
     """``429,drop`` -> ("429", "drop"), each checked against the known kinds."""
     kinds = tuple(part.strip() for part in text.split(",") if part.strip())
+    known = FAULT_KINDS + GATEWAY_FAULT_KINDS
     for kind in kinds:
-        if kind not in FAULT_KINDS:
-            raise UsageError(f"unknown fault {kind!r}; choose from {','.join(FAULT_KINDS)}")
+        if kind not in known:
+            raise UsageError(f"unknown fault {kind!r}; choose from {','.join(known)}")
     return kinds
+
+
+class ParticipantsShape(StrEnum):
+    """How the participants document is written."""
+
+    chain = "chain"
+    sdk = "sdk"
+
+
+def allowlist_of(allow: list[str] | None, empty: bool) -> tuple[str, ...] | None:
+    """--allow entries, () for --empty-allowlist, None (the node's own TAs) for neither."""
+    if allow and empty:
+        raise UsageError("--allow and --empty-allowlist contradict each other; pass one")
+    if empty:
+        return ()
+    return tuple(allow) if allow else None
 
 
 def _write_stderr(line: str) -> None:
@@ -78,6 +104,13 @@ def describe(node: RunningNode) -> list[str]:
         )
     if config.upstream:
         lines.append(f"  answers from upstream {config.upstream}")
+    if config.mode != "gateway":
+        allowed = node.runtime.allowlist
+        lines.append(
+            f"  TA allowlist: {len(allowed)} address{'es' * (len(allowed) != 1)}"
+            + (" (its own TAs)" if config.allowlist is None else "")
+            + (" (empty: every TA allowed)" if not allowed else "")
+        )
     lines.append("Press Ctrl-C to stop.")
     return lines
 
@@ -88,12 +121,12 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def serve_until_interrupted(start: Callable[[], RunningNode]) -> None:
     """Start the node, print where it listens, block until Ctrl-C or SIGTERM (or until
-    the node dies), then stop it. The handlers go in first, so that a Ctrl-C right after
-    "Press Ctrl-C to stop." is a clean stop too."""
+    the node dies), then stop it: the requests in flight are answered first (up to the
+    drain time), and a second Ctrl-C or SIGTERM stops at once. The handlers go in first,
+    so that a Ctrl-C right after "Press Ctrl-C to stop." is a clean stop too."""
     # Installed explicitly: a shell starts background jobs with SIGINT ignored.
-    previous = {
-        sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in signals}
     node: RunningNode | None = None
     idle = threading.Event()
     try:
@@ -105,10 +138,27 @@ def serve_until_interrupted(start: Callable[[], RunningNode]) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        if node is not None:
+            _drain(node, signals)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if node is not None:
-            node.stop()
+
+
+def _drain(node: RunningNode, signals: tuple[signal.Signals, ...]) -> None:
+    """Stop the node, letting requests in flight finish; a further signal forces it."""
+
+    def force(signum: int, frame: FrameType | None) -> None:
+        _write_stderr("gonka node: stopping now, without waiting for requests in flight")
+        node.force_stop()
+
+    for sig in signals:
+        signal.signal(sig, force)
+    if node.is_running() and node.runtime.transports:
+        _write_stderr(
+            "gonka node: stopping; answering the requests in flight first "
+            f"(up to {node.config.limits.drain_s:g} s; Ctrl-C again to stop now)"
+        )
+    node.stop()
 
 
 def node_command(
@@ -141,8 +191,16 @@ def node_command(
     ] = None,
     allow: Annotated[
         list[str] | None,
-        typer.Option("--allow", metavar="ADDR", help="On-chain TA allowlist entry (repeatable)."),
+        typer.Option(
+            "--allow",
+            metavar="ADDR",
+            help="On-chain TA allowlist entry (repeatable; default: the node's own TAs).",
+        ),
     ] = None,
+    empty_allowlist: Annotated[
+        bool,
+        typer.Option("--empty-allowlist", help="Publish an empty TA allowlist (every TA allowed)."),
+    ] = False,
     api_key: Annotated[
         list[str] | None,
         typer.Option("--api-key", metavar="KEY", help="Gateway key accepted (repeatable)."),
@@ -194,6 +252,56 @@ def node_command(
     window_ahead: Annotated[
         float, typer.Option("--window-ahead", min=0.0, help="Furthest future timestamp, seconds.")
     ] = 30.0,
+    keep_alive: Annotated[
+        float,
+        typer.Option("--keep-alive", min=0.001, metavar="SECONDS", help="Idle keep-alive timeout."),
+    ] = KEEP_ALIVE_S,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            "--header-timeout",
+            min=0.001,
+            metavar="SECONDS",
+            help="Close a connection whose request head is not in by then.",
+        ),
+    ] = HEADER_TIMEOUT_S,
+    limit_concurrency: Annotated[
+        int,
+        typer.Option(
+            "--limit-concurrency", min=1, metavar="N", help="Beyond N connections: 503 at once."
+        ),
+    ] = LIMIT_CONCURRENCY,
+    backlog: Annotated[
+        int, typer.Option("--backlog", min=1, metavar="N", help="Listen queue per participant.")
+    ] = BACKLOG,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(
+            "--drain-timeout",
+            min=0.0,
+            metavar="SECONDS",
+            help="On stop, time given to requests in flight.",
+        ),
+    ] = DRAIN_S,
+    deprecation_headers: Annotated[
+        bool | None,
+        typer.Option(
+            "--deprecation-headers/--no-deprecation-headers",
+            help="Deprecation + edge-api Link on /v1 read answers (default: retired mode).",
+            show_default=False,
+        ),
+    ] = None,
+    participants_shape: Annotated[
+        ParticipantsShape,
+        typer.Option(
+            "--participants-shape",
+            help="chain, or sdk (numbers as strings, SDK-style proof block).",
+        ),
+    ] = ParticipantsShape.chain,
+    retired_location: Annotated[
+        bool,
+        typer.Option("--retired-location", help="Gateway: the 308 also sends Location."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not log requests.")] = False,
 ) -> None:
     """Run a local Gonka transfer agent that checks signed requests as the network does.
@@ -201,14 +309,18 @@ def node_command(
     Checks run in the network's order; answers come from a deterministic echo model.
     Participants (and gateway API keys) are printed on stderr; Ctrl-C stops the node.
 
-    Faults: 429, 500, 503, drop (closed unanswered), cut (cut mid-way), slow (--slow-ms).
+    Faults: 429, 500, 503, drop (closed unanswered), cut (cut mid-way), slow (--slow-ms);
+    gateway mode also: seed (503 height_seed_incomplete; never a default).
+
+    The TA allowlist lists the node's own TAs unless --allow or --empty-allowlist.
+    Ctrl-C or SIGTERM answers the requests in flight first (--drain-timeout); again: at once.
 
     --accounts FILE is JSON: [{"address": "gonka1...", "pubkey": B64|null, "balance": N}]
     or {"accounts": [...], "price": N}. Unlisted: 500 "account not found"; null pubkey:
     500 "account has no public key"; balance < (prompt chars + max_tokens|5000) x price: 402.
     """
     from gonka_cli.devnode import start_node
-    from gonka_cli.devnode.config import NodeConfig
+    from gonka_cli.devnode.config import NodeConfig, ServerLimits
 
     config = NodeConfig(
         participants=participants,
@@ -216,7 +328,7 @@ def node_command(
         scheme=scheme.value,
         models=tuple(model) if model else DEFAULT_MODELS,
         accounts=accounts,
-        allowlist=tuple(allow or ()),
+        allowlist=allowlist_of(allow, empty_allowlist),
         api_keys=tuple(api_key or ()),
         key_balance=key_balance,
         retired_to=retired_to,
@@ -235,6 +347,16 @@ def node_command(
         host=host,
         port=port,
         log=None if quiet else _write_stderr,
+        limits=ServerLimits(
+            keep_alive_s=keep_alive,
+            header_timeout_s=header_timeout,
+            limit_concurrency=limit_concurrency,
+            backlog=backlog,
+            drain_s=drain_timeout,
+        ),
+        deprecation_headers=deprecation_headers,
+        participants_shape=participants_shape.value,
+        retired_location=retired_location,
     )
     serve_until_interrupted(lambda: start_node(config))
     _write_stderr("gonka node: stopped")

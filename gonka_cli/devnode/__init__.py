@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         Account,
         AccountBook,
         NodeConfig,
+        ServerLimits,
         parse_accounts,
         participant_key,
     )
@@ -38,6 +39,7 @@ _HOMES = {
     "Account": "config",
     "AccountBook": "config",
     "NodeConfig": "config",
+    "ServerLimits": "config",
     "parse_accounts": "config",
     "participant_key": "config",
     "fault_sequence": "faults",
@@ -56,6 +58,7 @@ __all__ = [
     "NodeStats",
     "Participant",
     "RunningNode",
+    "ServerLimits",
     "fault_sequence",
     "parse_accounts",
     "participant_key",

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gonka_cli.devnode.faults import ERROR_FAULTS
+from gonka_cli.devnode.guard import AnswerWhenCancelled
 from gonka_cli.devnode.model import echo_answer
 from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState
 from gonka_cli.devnode.serve import (
@@ -44,8 +45,16 @@ from gonka_cli.signing import sign
 DENOM = "ngonka"
 RECOVERED_BALANCE = 10**12
 EPOCH_ID = 1
-DEVSHARD_LINK = '</devshard/{version}>; rel="successor-version"'
+DEVSHARD_LINK = '</devshard/v4>; rel="successor-version"'
+RECORD_PREFIX_BYTES = 256
+EDGE_API_LINK = '</edge-api{path}>; rel="alternate"; title="edge-api"'
 RETIRED_BODY = {"error": "deprecated", "message": "classic inference is deprecated; use devshard"}
+
+
+def payload_prefix(data: bytes) -> str:
+    """The first `RECORD_PREFIX_BYTES` of a payload, as text: what a record keeps of it
+    (with its sha256), so that records stay small however large the prompts are."""
+    return data[:RECORD_PREFIX_BYTES].decode(errors="ignore")
 
 
 def ta_error(status: int, message: str) -> Response:
@@ -80,16 +89,19 @@ class ChainReads:
             "timestamp": self.runtime.now_ns() // 1_000_000_000,
         }
         message = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
-        return json_response({"data": data, "signature": sign(self.me.key, message, 0, "")})
+        return self.read_answer(
+            request, {"data": data, "signature": sign(self.me.key, message, 0, "")}
+        )
 
     async def participants(self, request: Request) -> Response:
         """Discovery: every participant of the node, as the current epoch's active set."""
         epoch = request.path_params["epoch"]
         if epoch != "current" and not epoch.isdigit():
             return ta_error(400, f"invalid epoch {epoch!r}")
-        return json_response(
-            discovery_document(self.runtime, int(epoch) if epoch.isdigit() else EPOCH_ID)
-        )
+        document = discovery_document(self.runtime, int(epoch) if epoch.isdigit() else EPOCH_ID)
+        if self.runtime.config.participants_shape == "sdk":
+            document = sdk_shaped(document)
+        return self.read_answer(request, document)
 
     async def account(self, request: Request) -> Response:
         """``{"pubkey", "balance", "denom"}`` of an account, as the chain knows it."""
@@ -109,11 +121,29 @@ class ChainReads:
 
     async def models(self, request: Request) -> Response:
         """The models served this epoch."""
+        names = self.runtime.config.models
         models = [
             {"id": name, "units_of_compute_per_token": 1, "hf_repo": name, "v_ram": 0}
-            for name in self.runtime.config.models
+            for name in names
         ]
-        return json_response({"models": models})
+        # `data` too, as OpenAI lists models: the official SDK's models.list() reads it.
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "gonka"} for name in names
+        ]
+        return self.read_answer(request, {"models": models, "object": "list", "data": data})
+
+    def read_answer(self, request: Request, payload: Any) -> Response:
+        """A 200 answer of a /v1 read route; since v0.2.15 the network adds
+        ``Deprecation: true`` and an edge-api ``Link`` (meaning nothing by themselves)."""
+        config = self.runtime.config
+        enabled = config.deprecation_headers
+        if enabled is None:
+            enabled = config.mode == "retired"
+        headers = None
+        if enabled:
+            link = EDGE_API_LINK.format(path=request.url.path)
+            headers = {"Deprecation": "true", "Link": link}
+        return json_response(payload, headers=headers)
 
     async def params(self, request: Request) -> Response:
         """The chain parameters a client reads: the TA allowlist and the timestamp window."""
@@ -122,7 +152,7 @@ class ChainReads:
             {
                 "params": {
                     "transfer_agent_access_params": {
-                        "allowed_transfer_addresses": list(config.allowlist)
+                        "allowed_transfer_addresses": list(self.runtime.allowlist)
                     },
                     "validation_params": {
                         "timestamp_expiration": int(config.window_back_s),
@@ -168,6 +198,53 @@ def discovery_document(runtime: NodeRuntime, epoch: int) -> dict[str, Any]:
     }
 
 
+def sdk_shaped(document: dict[str, Any]) -> dict[str, Any]:
+    """A participants document as some hosts send it since v0.2.15: the numbers inside
+    `active_participants` as JSON strings, and an SDK-style proof block (string height,
+    base64 hashes and keys)."""
+    active = document["active_participants"]
+    shaped_active = {
+        key: str(value) if isinstance(value, int) else value
+        for key, value in active.items()
+        if key != "participants"
+    }
+    shaped_active["participants"] = [
+        {
+            **participant,
+            "weight": str(participant["weight"]),
+            "seed": {**participant["seed"], "epoch_index": str(participant["seed"]["epoch_index"])},
+        }
+        for participant in active["participants"]
+    ]
+    encoded = json.dumps(active, separators=(",", ":"), sort_keys=True).encode()
+    app_hash = base64.b64encode(hashlib.sha256(b"app " + encoded).digest()).decode()
+    block = document["block"]
+    return {
+        **document,
+        "active_participants": shaped_active,
+        "active_participants_bytes": encoded.hex(),
+        "block": {
+            "height": str(block["height"]),
+            "time": str(block["time"]),
+            "app_hash": app_hash,
+        },
+        "proof_ops": {
+            "ops": [
+                {
+                    "type": "ics23:iavl",
+                    "key": base64.b64encode(b"ActiveParticipants/value/").decode(),
+                    "data": base64.b64encode(hashlib.sha256(encoded).digest()).decode(),
+                },
+                {
+                    "type": "ics23:simple",
+                    "key": base64.b64encode(b"inference").decode(),
+                    "data": app_hash,
+                },
+            ]
+        },
+    }
+
+
 class TransferAgent(ChatRoute):
     """The signed chat route of one transfer agent."""
 
@@ -189,7 +266,7 @@ class TransferAgent(ChatRoute):
             window_back_ns=int(config.window_back_s * 1e9),
             window_ahead_ns=int(config.window_ahead_s * 1e9),
             seen=self.runtime.replays.seen,
-            allowlist=config.allowlist,
+            allowlist=self.runtime.allowlist,
             accounts=self.runtime.accounts,
         )
 
@@ -237,10 +314,12 @@ class TransferAgent(ChatRoute):
         if relayed is not None:
             return relayed
         answer = echo_answer(chat, model)
+        response_text = "".join(answer.content).encode()
         self.runtime.records.setdefault(signed.signature, {}).update(
             prompt_token_count=answer.prompt_tokens,
             completion_token_count=answer.completion_tokens,
-            response_payload="".join(answer.content),
+            response_hash=hashlib.sha256(response_text).hexdigest(),
+            response_payload=payload_prefix(response_text),
         )
         return await answer_response(
             request,
@@ -263,7 +342,8 @@ class TransferAgent(ChatRoute):
             "transfer_address": self.me.info.address,
             "executed_by": self.me.info.address,
             "prompt_hash": hashlib.sha256(body).hexdigest(),
-            "prompt_payload": body.decode(errors="replace"),
+            "prompt_payload": payload_prefix(body),
+            "prompt_bytes": len(body),
             "request_timestamp": signed.timestamp_ns,
             "start_block_height": self.runtime.block_height(),
             "status": "FINISHED",
@@ -319,7 +399,7 @@ def _not_found_handler(envelope: bool) -> Any:
     return handler
 
 
-def build_app(runtime: NodeRuntime, me: ParticipantState) -> Starlette:
+def build_app(runtime: NodeRuntime, me: ParticipantState) -> ASGIApp:
     """The ASGI app of one participant in the configured mode."""
     mode = runtime.config.mode
     if mode == "gateway":
@@ -333,7 +413,14 @@ def build_app(runtime: NodeRuntime, me: ParticipantState) -> Starlette:
     handler = _not_found_handler(envelope=mode == "gateway")
     app = Starlette(routes=routes, exception_handlers={HTTPException: handler})
     app.add_middleware(NodeDateHeader, runtime=runtime)
-    return app
+    return AnswerWhenCancelled(app, json.dumps(_stopping_error(mode)).encode())
+
+
+def _stopping_error(mode: str) -> dict[str, Any]:
+    message = "the node stopped before this request was answered; retry elsewhere"
+    if mode == "gateway":
+        return {"error": {"message": message, "type": "service_unavailable", "code": "stopping"}}
+    return {"error": message}
 
 
 class NodeDateHeader:

@@ -16,10 +16,17 @@ from typing import Any
 
 from gonka_cli import jsontext
 from gonka_cli.devnode.defaults import (  # re-exported: config users import them here
+    BACKLOG,
     DEFAULT_MODELS,
+    DRAIN_S,
     FAULT_KINDS,
+    GATEWAY_FAULT_KINDS,
+    HEADER_TIMEOUT_S,
+    KEEP_ALIVE_S,
+    LIMIT_CONCURRENCY,
     MAX_PARTICIPANTS,
     MODES,
+    PARTICIPANTS_SHAPES,
     SCHEMES,
 )
 from gonka_cli.errors import UsageError
@@ -56,6 +63,27 @@ AccountsSource = str | Path | Sequence[Account] | AccountBook | None
 
 
 @dataclass(frozen=True)
+class ServerLimits:
+    """What keeps a node standing under hostile or heavy load (all times in seconds).
+
+    `keep_alive_s`: an idle keep-alive connection is closed after this long.
+    `header_timeout_s`: a connection whose request head (request line and headers) is not
+    complete this long after it opened, or after the first byte of a later request, is
+    closed: slow-header ("slowloris") clients cannot pile up.
+    `limit_concurrency`: beyond this many open connections or requests in progress, new
+    requests are answered 503 at once.
+    `backlog`: the listen queue of each participant's socket.
+    `drain_s`: on stop (Ctrl-C, SIGTERM), requests in flight get this long to finish.
+    """
+
+    keep_alive_s: float = KEEP_ALIVE_S
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    limit_concurrency: int = LIMIT_CONCURRENCY
+    backlog: int = BACKLOG
+    drain_s: float = DRAIN_S
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything a dev node can be told; `NodeConfig()` is one instant, fault-free TA.
 
@@ -67,6 +95,20 @@ class NodeConfig:
     OpenAI-compatible base URL (ending in /v1) that answers instead of the echo model,
     `port` the port of participant 0 (the others take the next ones; 0: free ports), and
     `log` a callable that receives one line per chat request.
+
+    `allowlist` is the on-chain TA allowlist the node publishes: None (the default) lists
+    the node's own participants, as the chain does when the allowlist is set; () publishes
+    an empty list (every TA allowed, which the official SDK mishandles).
+
+    Holding up under load (see `ServerLimits`): `limits` sets uvicorn's keep-alive,
+    header-read deadline, concurrency limit, listen backlog and how long a stop waits for
+    requests in flight.
+
+    Network drift (after July 2026): `deprecation_headers` adds ``Deprecation: true`` and
+    an edge-api ``Link`` to 200 answers of the /v1 read routes (None: in retired mode only),
+    `participants_shape` "sdk" writes participants documents with numbers as strings and
+    an SDK-style proof block, and `retired_location` adds a ``Location`` header to a
+    retired gateway's 308.
     """
 
     participants: int = 1
@@ -82,7 +124,7 @@ class NodeConfig:
     window_ahead_s: float = 30
     scheme: str = "hash"
     accounts: AccountsSource = None
-    allowlist: tuple[str, ...] = ()
+    allowlist: tuple[str, ...] | None = None
     api_keys: tuple[str, ...] = ()
     key_balance: int | None = None
     retired_to: str | None = None
@@ -93,6 +135,10 @@ class NodeConfig:
     fault_participants: tuple[int, ...] | None = None
     slow_ms: int = 2000
     log: Callable[[str], None] | None = field(default=None, compare=False)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    deprecation_headers: bool | None = None
+    participants_shape: str = "chain"
+    retired_location: bool = False
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -102,7 +148,7 @@ def check_config(config: NodeConfig) -> None:
     """Raise `UsageError` for a configuration no node could run with."""
     _check_choices(config)
     _check_numbers(config)
-    for address in config.allowlist:
+    for address in config.allowlist or ():
         parse_address(address)
     if config.mode == "gateway" and any(not key.strip() for key in config.api_keys):
         raise UsageError("an API key may not be empty")
@@ -113,9 +159,18 @@ def _check_choices(config: NodeConfig) -> None:
         raise UsageError(f"mode must be one of {', '.join(MODES)}; got {config.mode!r}")
     if config.scheme not in SCHEMES:
         raise UsageError(f"scheme must be one of {', '.join(SCHEMES)}; got {config.scheme!r}")
-    unknown = [kind for kind in config.faults if kind not in FAULT_KINDS]
+    known = FAULT_KINDS + GATEWAY_FAULT_KINDS
+    unknown = [kind for kind in config.faults if kind not in known]
     if unknown:
-        raise UsageError(f"unknown fault kind {unknown[0]!r}; choose from {', '.join(FAULT_KINDS)}")
+        raise UsageError(f"unknown fault kind {unknown[0]!r}; choose from {', '.join(known)}")
+    gateway_only = [kind for kind in config.faults if kind in GATEWAY_FAULT_KINDS]
+    if gateway_only and config.mode != "gateway":
+        raise UsageError(f"fault {gateway_only[0]!r} is a gateway fault: add --mode gateway")
+    if config.participants_shape not in PARTICIPANTS_SHAPES:
+        raise UsageError(
+            f"participants shape must be one of {', '.join(PARTICIPANTS_SHAPES)}; "
+            f"got {config.participants_shape!r}"
+        )
     if not config.models or any(not model.strip() for model in config.models):
         raise UsageError("at least one model name is needed, and none may be empty")
     for url in (config.upstream, config.retired_to):
@@ -144,6 +199,7 @@ def _check_numbers(config: NodeConfig) -> None:
     for name, value in negatives.items():
         if value < 0:
             raise UsageError(f"{name} may not be negative")
+    _check_limits(config.limits)
     if config.key_balance is not None and config.key_balance < 0:
         raise UsageError("key balance may not be negative")
     for index in config.fault_participants or ():
@@ -151,6 +207,17 @@ def _check_numbers(config: NodeConfig) -> None:
             raise UsageError(
                 f"fault participant {index} is not one of 0..{config.participants - 1}"
             )
+
+
+def _check_limits(limits: ServerLimits) -> None:
+    times = {"keep-alive": limits.keep_alive_s, "header timeout": limits.header_timeout_s}
+    for name, value in times.items():
+        if not 0 < value < math.inf:
+            raise UsageError(f"{name} must be a positive number of seconds")
+    if not 0 <= limits.drain_s < math.inf:
+        raise UsageError("drain timeout must be 0 or more seconds")
+    if limits.limit_concurrency < 1 or limits.backlog < 1:
+        raise UsageError("the concurrency limit and the backlog must be at least 1")
 
 
 def participant_key(seed: int, index: int) -> SigningKey:

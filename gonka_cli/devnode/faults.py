@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 
 # Faults that answer instead of the model; the signature is not consumed by them.
-ERROR_FAULTS = frozenset({"429", "500", "503", "drop"})
+ERROR_FAULTS = frozenset({"429", "500", "503", "drop", "seed"})
 
 
 class FaultPlan:

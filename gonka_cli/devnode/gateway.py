@@ -29,6 +29,7 @@ from gonka_cli.devnode.serve import (
 from gonka_cli.devnode.verify import MAX_BODY_BYTES
 
 RETRY_AFTER_S = "1"
+HEIGHT_SEED_INCOMPLETE = "height_seed_incomplete"
 CONTEXT_LENGTH = 32768
 _ERROR_KINDS = {
     400: ("invalid_request_error", "invalid_request"),
@@ -77,14 +78,16 @@ class Gateway(ChatRoute):
         ]
 
     async def moved(self, request: Request) -> Response:
-        """A retired gateway: 308 with ``new_url`` in the body and no Location header."""
+        """A retired gateway: 308 with ``new_url`` in the body, and a ``Location`` header
+        only with `retired_location` (some builds send it, most do not)."""
         new_url = self.runtime.config.retired_to or ""
         body = {
             "status": 308,
             "message": f"this gateway has moved to {new_url}",
             "new_url": new_url,
         }
-        response = json_response(body, 308)
+        headers = {"Location": new_url} if self.runtime.config.retired_location else None
+        response = json_response(body, 308, headers)
         if request.method == "POST" and request.url.path == "/v1/chat/completions":
             self.count_received()
             return self.finish(response)
@@ -155,6 +158,12 @@ class Gateway(ChatRoute):
             return gateway_error(429, "Rate limit reached; retry after the Retry-After delay")
         if fault == "503":
             return gateway_error(503, "No capacity for this model right now")
+        if fault == "seed":
+            return gateway_error(
+                503,
+                "height_seed_incomplete: the seed for this block height is not complete yet",
+                HEIGHT_SEED_INCOMPLETE,
+            )
         return gateway_error(500, "injected fault: upstream host failure")
 
     async def serve(

@@ -67,6 +67,14 @@ class NodeRuntime:
         return self.participants[0].info.url
 
     @property
+    def allowlist(self) -> tuple[str, ...]:
+        """The TA allowlist the chain publishes: the configured one, by default every
+        participant of this node."""
+        if self.config.allowlist is not None:
+            return self.config.allowlist
+        return tuple(state.info.address for state in self.participants)
+
+    @property
     def schemes(self) -> tuple[Scheme, ...]:
         """The signed-message layouts this node accepts, in the order it tries them."""
         if self.config.scheme == "both":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 import socket
 import threading
@@ -14,32 +15,23 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gonka_cli.devnode.app import build_app
-from gonka_cli.devnode.config import NodeConfig, participant_key, resolve_accounts
+from gonka_cli.devnode.config import NodeConfig, ServerLimits, participant_key, resolve_accounts
 from gonka_cli.devnode.faults import FaultPlan
-from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState, TransportKey
+from gonka_cli.devnode.guard import (
+    connection_cap,
+    guarded_protocol,
+    install_log,
+    raise_fd_limit,
+)
+from gonka_cli.devnode.runtime import NodeRuntime, ParticipantState
 from gonka_cli.devnode.state import NodeStats, Participant
 from gonka_cli.errors import GonkaError, UsageError
 
 START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
+STOP_MARGIN_S = 10.0  # beyond the drain time, for the loop to wind down
 
 
-def _tracking_protocol(transports: dict[TransportKey, asyncio.Transport]) -> type[H11Protocol]:
-    """An h11 protocol class that lets the app find (and close) its connection's transport."""
-
-    class TrackingProtocol(H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            transports[(self.server, self.client)] = transport
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            transports.pop((self.server, self.client), None)
-            super().connection_lost(exc)
-
-    return TrackingProtocol
-
-
-def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+def bind_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:
     """Listening sockets for `count` participants: `port`, `port + 1`... (0: any free port)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sockets: list[socket.socket] = []
@@ -52,7 +44,7 @@ def bind_sockets(host: str, port: int, count: int) -> list[socket.socket]:
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, wanted))
-            sock.listen(128)
+            sock.listen(backlog)
             sock.setblocking(False)
     except OSError as exc:
         for sock in sockets:
@@ -113,6 +105,7 @@ class RunningNode:
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._fd_limit = raise_fd_limit()
         self._thread = threading.Thread(target=self._run, name="gonka-devnode", daemon=True)
 
     @property
@@ -139,15 +132,23 @@ class RunningNode:
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
+        log = install_log()
+        self._loop.set_exception_handler(log.loop_exception_handler)
         if self.config.upstream is not None:
             import httpx2
 
             self.runtime.upstream = httpx2.AsyncClient(timeout=httpx2.Timeout(300.0, connect=10.0))
         try:
-            protocol = _tracking_protocol(self.runtime.transports)
+            limits = self.config.limits
+            protocol = guarded_protocol(
+                self.runtime.transports,
+                limits.header_timeout_s,
+                connection_cap(limits.limit_concurrency, self._fd_limit, len(self._sockets)),
+                lambda line: log.report(line, None),
+            )
             for state in self.runtime.participants:
                 app = build_app(self.runtime, state)
-                self._servers.append(uvicorn.Server(_uvicorn_config(app, protocol)))
+                self._servers.append(uvicorn.Server(_uvicorn_config(app, protocol, limits)))
                 self._servers[-1].should_exit = self._stopping
             tasks = [
                 asyncio.create_task(server.serve(sockets=[sock]))
@@ -174,21 +175,30 @@ class RunningNode:
         return self._thread.is_alive() and not self._stopping
 
     def stop(self) -> None:
-        """Stop every server and wait for the loop to finish (idempotent)."""
+        """Stop taking connections, let the requests in flight finish (up to the drain
+        time), then stop every server and wait for the loop to end (idempotent)."""
         self._stopping = True
+        self._tell_servers(force=False)
+        if self._thread.is_alive():
+            self._thread.join(self.config.limits.drain_s + STOP_MARGIN_S)
+        for sock in self._sockets:
+            sock.close()
 
+    def force_stop(self) -> None:
+        """Stop now, without waiting for requests in flight (a second Ctrl-C)."""
+        self._stopping = True
+        self._tell_servers(force=True)
+
+    def _tell_servers(self, *, force: bool) -> None:
         def request_exit() -> None:
             for server in self._servers:
                 server.should_exit = True
+                server.force_exit = server.force_exit or force
 
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop may close meanwhile
                 loop.call_soon_threadsafe(request_exit)
-        if self._thread.is_alive():
-            self._thread.join(STOP_TIMEOUT_S)
-        for sock in self._sockets:
-            sock.close()
 
     def __enter__(self) -> RunningNode:
         return self
@@ -202,7 +212,7 @@ class RunningNode:
         self.stop()
 
 
-def _uvicorn_config(app: Any, protocol: type[H11Protocol]) -> uvicorn.Config:
+def _uvicorn_config(app: Any, protocol: type[H11Protocol], limits: ServerLimits) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         http=protocol,
@@ -212,10 +222,13 @@ def _uvicorn_config(app: Any, protocol: type[H11Protocol]) -> uvicorn.Config:
         access_log=False,
         server_header=False,
         date_header=False,  # the app sends Date from the node's clock (see NodeDateHeader)
-        timeout_graceful_shutdown=1,
-        # Longer than clients' idle expiry (httpx: 5 s), so that a client never sends a
-        # request on a connection the server is closing at that very moment.
-        timeout_keep_alive=65,
+        # uvicorn takes whole seconds; a fraction rounds up, never down to "no wait".
+        timeout_graceful_shutdown=math.ceil(limits.drain_s),
+        # Longer than clients' idle expiry (httpx: 5 s) by default, so that a client
+        # never sends a request on a connection the server is closing at that moment.
+        timeout_keep_alive=math.ceil(limits.keep_alive_s),
+        limit_concurrency=limits.limit_concurrency,
+        backlog=limits.backlog,
     )
 
 
@@ -223,7 +236,7 @@ def start_node(config: NodeConfig | None = None) -> RunningNode:
     """Start a dev node; return once every participant's socket is listening."""
     config = config or NodeConfig()
     accounts = resolve_accounts(config.accounts)
-    sockets = bind_sockets(config.host, config.port, config.participants)
+    sockets = bind_sockets(config.host, config.port, config.participants, config.limits.backlog)
     stats = NodeStats()
     runtime = NodeRuntime(
         config, accounts, stats, _participants(config, sockets), _api_keys(config)

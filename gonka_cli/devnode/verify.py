@@ -12,6 +12,7 @@ ignored, since the chain re-checks the signature against the TA's address anyway
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,9 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 ROLES = ("developer", "system", "user", "assistant", "tool", "function")
 DEFAULT_MAX_TOKENS = 5000
 REPLAY_MESSAGE = "AuthKey has already been used for a transfer request"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_QUOTED_TIMESTAMP = 64  # of a refused X-Timestamp, only this much is echoed back
+_GO_DECIMAL = re.compile(r"[+-]?[0-9]+")  # [0-9], not \d: ASCII digits only
 
 
 class Refusal(Exception):
@@ -159,15 +163,25 @@ def lookup_requester(requester: str, accounts: AccountBook | None) -> bytes | No
 
 
 def parse_timestamp(text: str) -> int:
-    """The X-Timestamp header in nanoseconds (0 when absent, as the network treats it)."""
-    if not text.strip():
+    """The X-Timestamp header in nanoseconds, parsed as Go's ``strconv.ParseInt(s, 10, 64)``
+    parses it: an optional sign, ASCII digits only, within int64. Absent or empty means 0,
+    as the network treats it; a negative value parses (the window check refuses it later).
+    Python's `int()` would also take ``_``, surrounding blanks and non-ASCII digits."""
+    if not text:
         return 0
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise Refusal(400, f"invalid X-Timestamp header: {text.strip()!r}") from None
-    if value < 0:
-        raise Refusal(400, f"invalid X-Timestamp header: {value}")
+    quoted = json.dumps(text[:MAX_QUOTED_TIMESTAMP])
+    if _GO_DECIMAL.fullmatch(text) is None:
+        raise Refusal(
+            400, f"invalid X-Timestamp header: strconv.ParseInt: parsing {quoted}: invalid syntax"
+        )
+    # Leading zeros dropped first: int() refuses strings of over 4300 digits, Go does not.
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    value = int(digits) * (-1 if text.startswith("-") else 1) if len(digits) <= 19 else None
+    if value is None or not INT64_MIN <= value <= INT64_MAX:
+        raise Refusal(
+            400,
+            f"invalid X-Timestamp header: strconv.ParseInt: parsing {quoted}: value out of range",
+        )
     return value
 
 
