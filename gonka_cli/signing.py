@@ -18,6 +18,7 @@ from enum import StrEnum
 
 import coincurve
 
+from gonka_cli.errors import UsageError
 from gonka_cli.keys import CURVE_ORDER, SigningKey, address_from_public_key
 
 HALF_ORDER = CURVE_ORDER // 2
@@ -29,6 +30,14 @@ class Scheme(StrEnum):
 
     HASH = "hash"
     RAW = "raw"
+
+
+def parse_scheme(value: Scheme | str) -> Scheme:
+    """``hash`` or ``raw`` (as a `Scheme` or its name); anything else is a `UsageError`."""
+    try:
+        return Scheme(value)
+    except ValueError:
+        raise UsageError(f"scheme must be hash or raw; got {value!r}") from None
 
 
 def build_message(body: bytes, timestamp_ns: int, transfer_address: str, scheme: Scheme) -> bytes:

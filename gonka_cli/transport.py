@@ -8,7 +8,6 @@ retired node's ``{"error": "deprecated", "message": "..."}``.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
 import time
@@ -203,6 +202,8 @@ async def get_json(
 ) -> Any:
     """GET a JSON document of at most `limit` bytes within `DOCUMENT_DEADLINE_S` (or
     ``--timeout``), translating every failure at this one boundary."""
+    import asyncio  # here: loaded anyway once this runs; `GonkaTransport` users skip it
+
     deadline = timeouts.total or DOCUMENT_DEADLINE_S
     try:
         async with asyncio.timeout(deadline):

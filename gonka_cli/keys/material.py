@@ -135,6 +135,15 @@ class SigningKey:
         return cls.from_secret(parse_private_key_hex(text))
 
     @classmethod
+    def from_mnemonic(
+        cls, mnemonic: str, *, path: str = "m/44'/1200'/0'/0/0", passphrase: str = ""
+    ) -> SigningKey:
+        """Derive from BIP39 words as `inferenced keys add` does (Gonka's coin type 1200)."""
+        from gonka_cli.keys.hd import check_mnemonic, secret_from_mnemonic  # `mnemonic` is heavy
+
+        return cls.from_secret(secret_from_mnemonic(check_mnemonic(mnemonic), path, passphrase))
+
+    @classmethod
     def generate(cls) -> SigningKey:
         """A fresh random key."""
         return cls.from_secret(coincurve.PrivateKey().secret)
