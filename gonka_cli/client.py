@@ -354,6 +354,7 @@ class Sender:
         self._clock = clock
         self._clock_generation = 0
         self._skew_warned = False
+        self._date_seen = ""
         self._client = async_client(config.timeouts, transport)
         self._rng = rng or random.Random()  # noqa: S311  # jitter and load spreading only
         self._sleep = sleep
@@ -555,6 +556,10 @@ class Sender:
         """Notice a node clock far from ours (its ``Date``) before it refuses a request."""
         if self._skew_warned or self.bearer or self.config.fixed_timestamp is not None:
             return
+        date = headers.get("date", "")
+        if date == self._date_seen:
+            return  # checked already (Date has one-second resolution; parsing it costs)
+        self._date_seen = date
         offset = date_offset_ns(headers)
         if offset is not None:
             self._observe_offset(offset)
