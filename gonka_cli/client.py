@@ -390,7 +390,7 @@ class Sender:
         total = self.config.timeouts.total
         try:
             async with asyncio.timeout(total):
-                return await self._send(body, out, state, model or _model_of(body))
+                return await self._send(body, out, state, model)
         except TimeoutError:
             raise NetworkError(
                 f"no complete answer within --timeout {total:g} s"
@@ -434,6 +434,8 @@ class Sender:
 
     async def _send(self, body: bytes, out: _Tracked, state: _State, model: str | None) -> Outcome:
         pool = await self._endpoints()
+        if not model and any(known.models is not None for known in pool.endpoints):
+            model = _model_of(body)  # parsed only when some endpoint lists its models
         candidates = pool.serving(model)
         endpoint = pool.start(candidates)
         budget = 1 if self.config.fixed_timestamp is not None else self.config.retry.max_retries + 1
