@@ -13,7 +13,7 @@ from typing import Any
 from gonka_cli.errors import PayloadError, UsageError
 from gonka_cli.jsontext import loads
 
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SURROGATE = r"[\ud800-\udfff]"  # compiled on first use (re's cache), not at start-up
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
 def _refuse_undecodable(name: str, value: str | None) -> None:
     """Command-line and environment text that was not UTF-8 (Python keeps such bytes as
     lone surrogates, which no request body can carry)."""
-    if value is not None and _SURROGATE.search(value):
+    if value is not None and re.search(_SURROGATE, value):
         raise UsageError(f"{name}: the value is not valid UTF-8 text")
 
 

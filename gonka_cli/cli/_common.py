@@ -21,7 +21,7 @@ def _use_color(stream: IO[str]) -> bool:
 
 # What a secret pasted in the wrong place looks like inside a message: 64 hex digits (a
 # private key), or a quoted or bracketed run of 12 or more lowercase words (a mnemonic).
-_SECRET_LIKE = re.compile(
+_REDACTED_SHAPES = (  # a pattern, compiled on first use (re's cache): error paths only
     r"(?<![0-9A-Za-z])(?:0[xX])?[0-9a-fA-F]{64}(?![0-9A-Za-z])"
     r"|(?<=['(])[a-z]+(?:\s+[a-z]+){11,}(?=[')])"
 )
@@ -31,7 +31,7 @@ def redact(message: str) -> str:
     """The message with anything that looks like a private key or a mnemonic replaced:
     a user who types a key where a name or a number belongs must not find it echoed in
     a terminal or a CI log."""
-    return _SECRET_LIKE.sub("<redacted>", message)
+    return re.sub(_REDACTED_SHAPES, "<redacted>", message)
 
 
 def print_error(message: str, hint: str | None = None) -> None:
