@@ -309,15 +309,21 @@ class BatchRunner:
         )
 
     async def _work(self) -> None:
-        """One worker: launch slot, next sendable input, send, line; until none is left."""
+        """One worker: next sendable input, launch slot, send, line; until none is left.
+
+        An input taken but not sent (stopped while waiting for the rate or the pause)
+        gets no line, like one cancelled in flight: ``--resume`` sends it.
+        """
         worker = asyncio.current_task()
         assert worker is not None
         try:
             while not self._stopping:
+                item = self._next_item()
+                if item is None:
+                    return
                 await self._rate.acquire()
                 await self.pause.wait()
-                item = None if self._stopping else self._next_item()
-                if item is None:
+                if self._stopping:
                     return
                 self._waiting.discard(worker)
                 self._in_flight += 1
