@@ -142,19 +142,28 @@ def _growth(samples: dict[tuple[str, int], list[Sample]], kind: str) -> list[flo
     ]
 
 
+def _fastest(samples: dict[tuple[str, int], list[Sample]], kind: str, c: int) -> float:
+    return min(s.cpu_s for s in samples[(kind, c)])
+
+
 def _check_targets(samples: dict[tuple[str, int], list[Sample]], kinds: list[str]) -> None:
     for c in (8, 64):
         ratio = statistics.median(_ratios(samples, "gonka", c))
         verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+        # Noise from other processes only adds CPU time: the fastest runs are another view.
+        fastest = _fastest(samples, "gonka", c) / _fastest(samples, "httpx2", c)
         print(f"target gonka <= {TARGET_RATIO}x bare httpx2 CPU/request at C={c}: "
-              f"{ratio:.2f}x, {verdict}")  # fmt: skip
+              f"{ratio:.2f}x, {verdict} (fastest run vs fastest run: {fastest:.2f}x)")  # fmt: skip
     gonka = _growth(samples, "gonka")
     bare = _growth(samples, "httpx2")
     relative = statistics.median(g / b for g, b in zip(gonka, bare, strict=True))
     verdict = "met" if relative <= TARGET_GROWTH else "MISSED"
+    fastest = (_fastest(samples, "gonka", 64) / _fastest(samples, "gonka", 8)) / (
+        _fastest(samples, "httpx2", 64) / _fastest(samples, "httpx2", 8)
+    )
     print(f"growth C=8 -> 64: gonka {statistics.median(gonka):.2f}x, bare httpx2 "
           f"{statistics.median(bare):.2f}x; gonka's relative to bare {relative:.2f} "
-          f"(target <= {TARGET_GROWTH:.2f}): {verdict}")  # fmt: skip
+          f"(target <= {TARGET_GROWTH:.2f}): {verdict} (fastest runs: {fastest:.2f})")  # fmt: skip
     if "openai" in kinds:
         for c in (8, 64):
             ahead = statistics.median(
