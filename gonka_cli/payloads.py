@@ -14,7 +14,7 @@ from typing import Any
 from gonka_cli.errors import PayloadError, UsageError
 from gonka_cli.jsontext import loads
 
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SURROGATE = r"[\ud800-\udfff]"  # compiled on first use (re's cache), not at start-up
 # The transfer agents' limit on a request body (they answer 413 above it): a
 # larger input is refused from its size, before a byte of it is read.
 MAX_INPUT_BYTES = 10 * 1024 * 1024
@@ -218,7 +218,7 @@ def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
 def _refuse_undecodable(name: str, value: str | None) -> None:
     """Command-line and environment text that was not UTF-8 (Python keeps such bytes as
     lone surrogates, which no request body can carry)."""
-    if value is not None and _SURROGATE.search(value):
+    if value is not None and re.search(_SURROGATE, value):
         raise UsageError(f"{name}: the value is not valid UTF-8 text")
 
 
