@@ -55,7 +55,7 @@ OutputOpt = Annotated[
 ]
 
 
-@app.command("merge")
+@app.command("merge", short_help="Merge shard result files into OUT: every input once, checked.")
 def merge_command(
     out: Annotated[Path, typer.Argument(metavar="OUT", help="The merged results file.")],
     parts: Annotated[
@@ -149,7 +149,7 @@ def _incomplete(report: MergeReport) -> str:
     return f"results merge: incomplete ({what}) of {report.inputs} input(s)"
 
 
-@app.command("report")
+@app.command("report", short_help="Report on a results file: outcomes, tokens, latency.")
 def report_command(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A results file (JSONL).")],
     output: OutputOpt = ReportOutput.text,
