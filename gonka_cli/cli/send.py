@@ -456,7 +456,15 @@ class Prompt:
         headers = None
         if isinstance(config.auth, BearerAuth):
             headers = {"Authorization": f"Bearer {config.auth.api_key}"}
-        model = run_async(first_model_at(base, config.timeouts, headers))
+        model = run_async(
+            first_model_at(
+                base,
+                config.timeouts,
+                headers,
+                follow_moved=config.follow_moved,
+                trusted_origins=config.trusted_origins,
+            )
+        )
         return model, f"the first model of {base}/models"
 
 
