@@ -183,11 +183,9 @@ def report_command(
     if output is ReportOutput.json:
         _emit_json(report.as_json())
     elif sys.stdout.isatty():
-        from rich.console import Console
+        from gonka_cli.render_report import print_report
 
-        from gonka_cli.render_report import render_report
-
-        render_report(report, Console(file=sys.stdout, highlight=False))
+        print_report(report)
     else:
         for line in format_text(report):
             emit(line)
