@@ -359,3 +359,31 @@ def test_verify_takes_a_hex_public_key_with_or_without_0x(body_file: Path) -> No
             )
             assert done.returncode == code, (spelling, done.stderr)
             assert "bytes" not in done.stderr
+
+
+def test_verify_from_json_of_another_document_names_it(body_file: Path) -> None:
+    """A real `gonka verify --from-json` process given a JSON object that is not
+    `gonka sign -o json` output (here the request body): exit 2, naming that document,
+    not asking for the --from-json it was given."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gonka_cli",
+            "verify",
+            "--from-json",
+            str(body_file),
+            "-f",
+            str(body_file),
+            "--address",
+            v.PRIVATE_KEY_ADDRESS,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"error: --from-json {body_file}: no signature in it")
+    assert "gonka sign -o json" in done.stderr

@@ -195,6 +195,11 @@ def verify_command(
         scheme.value if scheme else None,
     )
     claim = signed.overridden_by(given)
+    if not claim.signature and from_json:
+        raise UsageError(
+            f"--from-json {from_json}: no signature in it; expected the JSON object "
+            "`gonka sign -o json` prints"
+        )
     if not claim.signature:
         raise UsageError("no signature to check: pass --signature B64 or --from-json PATH")
     if (address is None) == (pubkey is None):
