@@ -569,7 +569,7 @@ def _export_secret(name: str, keyring: Keyring | None, passphrase_file: str | No
     return keystore.open_key(stored, None).secret
 
 
-@app.command("delete")
+@app.command("delete", short_help="Delete a key (asks first; -y does not ask).")
 def delete_command(
     name: NameArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
