@@ -388,7 +388,12 @@ def send_request_command(
 
     settings = load_settings(flags, profile=profile)
     overrides = Overrides(
-        model, settings.text("model"), stream, max_tokens, tuple(set_values or ())
+        model,
+        settings.text("model"),
+        stream,
+        max_tokens,
+        tuple(set_values or ()),
+        default_model_origin=settings["model"].origin,
     )
     batch = BatchArgs(
         tuple(file or ()), batch_dir, recursive, glob, jsonl, shard, output_file, output_dir,
