@@ -111,7 +111,7 @@ class Overrides:
     """Changes asked for on the command line; any of them re-encodes the body compactly.
 
     ``model`` replaces the body's model; ``default_model`` (from ``GONKA_MODEL`` or a
-    profile) fills it in only when the body has none.
+    profile, as ``default_model_origin`` says) fills it in only when the body has none.
     """
 
     model: str | None = None
@@ -119,6 +119,7 @@ class Overrides:
     stream: bool | None = None
     max_tokens: int | None = None
     sets: tuple[str, ...] = ()
+    default_model_origin: str = "GONKA_MODEL"
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,10 @@ def encode_compact(value: object) -> bytes:
 def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
     """Apply overrides in place; True when the body changed."""
     before = _compact_text(body)
-    for name, given in (("--model", overrides.model), ("GONKA_MODEL", overrides.default_model)):
+    for name, given in (
+        ("--model", overrides.model),
+        (overrides.default_model_origin, overrides.default_model),
+    ):
         _refuse_undecodable(name, given)
         _refuse_secret_like(name, given)
     if overrides.model is not None:
