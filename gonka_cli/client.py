@@ -746,7 +746,8 @@ class Sender:
 
 
 def _streamed(body: bytes) -> bool:
-    return json_body(body).get("stream") is True
+    # Most bodies never say "stream": answered without parsing them again.
+    return b'"stream"' in body and json_body(body).get("stream") is True
 
 
 def _model_of(body: bytes) -> str | None:

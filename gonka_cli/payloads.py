@@ -80,10 +80,16 @@ def read_bounded(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
         size = os.fstat(handle.fileno()).st_size
         if size > limit:
             raise _too_large(str(path), size)
-        data = handle.read(limit + 1)
-    if len(data) > limit:
+        # read(n) sets n bytes aside before it reads: ask for what the file holds (and one
+        # byte more, to see one that grew), never for the whole limit at once
+        parts = [handle.read(size + 1)]
+        total = len(parts[0])
+        while total <= limit and parts[-1]:
+            parts.append(handle.read(min(1 << 16, limit + 1 - total)))
+            total += len(parts[-1])
+    if total > limit:
         raise _too_large(str(path), None)
-    return data
+    return b"".join(parts)
 
 
 def _too_large(source: str, size: int | None) -> UsageError:

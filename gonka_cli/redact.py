@@ -42,7 +42,7 @@ _C1 = re.compile(r"[\x80-\x9f]")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
 _BEARER = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}")  # the header's spelling
 _HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{40,}")
-_HEX_RUN = re.compile(r"[0-9a-fA-F]{8}")
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{8,}")
 _WORD = re.compile(r"[A-Za-z]+")
 # Twelve words of 3 to 8 letters in a row (every BIP39 English word is): only text with such
 # a run can hold a mnemonic, so only then is the word list loaded.
@@ -50,7 +50,7 @@ _TWELVE = re.compile(r"(?<![A-Za-z])(?:[A-Za-z]{3,8}[\s,]+){11}[A-Za-z]{3,8}(?![
 _GAP = re.compile(r"[\s,]+")
 
 _secrets: dict[str, bool] = {}  # secret text -> compare ignoring case (hex)
-_compiled: tuple[re.Pattern[str] | None, re.Pattern[str] | None] | None = None
+_compiled: tuple[re.Pattern[str] | None, frozenset[str]] | None = None
 
 
 def register(secret: str | None, *, ignore_case: bool = False) -> None:
@@ -142,36 +142,39 @@ def _known(text: str) -> str:
     return _cut(text, spans, MASK) if spans else text
 
 
-@cache
-def _pieces_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
-    """One pattern that finds any piece of any of `secrets` (each piece as `_occurrences`
-    cuts it), so that text holding none of them costs one scan in C."""
-    pieces: set[str] = set()
-    for secret in secrets:
-        width = min(MIN_PIECE, len(secret))
-        pieces.update(re.escape(secret[i : i + width]) for i in range(len(secret) - width + 1))
-    return re.compile("|".join(sorted(pieces))) if pieces else None
+def _pieces(secret: str) -> set[str]:
+    """Every piece of `secret` that `_occurrences` looks for."""
+    width = min(MIN_PIECE, len(secret))
+    return {secret[i : i + width] for i in range(len(secret) - width + 1)}
 
 
-def _patterns() -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
-    """The pieces of the secrets compared exactly, and of those compared ignoring case."""
-    global _compiled  # rebuilt only when a secret is registered
+def _patterns() -> tuple[re.Pattern[str] | None, frozenset[str]]:
+    """One pattern for the pieces of the secrets compared exactly, and the set of the
+    pieces of those compared ignoring case (hex keys), both made once per registration."""
+    global _compiled
     if _compiled is None:
-        _compiled = (
-            _pieces_pattern(frozenset(s for s, folded in _secrets.items() if not folded)),
-            _pieces_pattern(frozenset(s for s, folded in _secrets.items() if folded)),
-        )
+        exact: set[str] = set()
+        folded: set[str] = set()
+        for secret, ignore_case in _secrets.items():
+            (folded if ignore_case else exact).update(_pieces(secret))
+        pattern = re.compile("|".join(map(re.escape, sorted(exact)))) if exact else None
+        _compiled = (pattern, frozenset(folded))
     return _compiled
 
 
 def _may_hold_a_secret(text: str) -> bool:
-    """False only when no piece of a registered secret can be in `text` (the fast path:
-    answers are scanned whole on every results line)."""
+    """False only when no piece of a registered secret can be in `text`: the fast path,
+    since answers are scanned string by string on every results line. A hex key's piece
+    needs a run of 8 or more hex digits, and those runs are rare in text."""
     exact, folded = _patterns()
     if exact is not None and exact.search(text):
         return True
-    # Case-folded secrets are hex keys: a piece of one needs a run of 8 hex digits.
-    return folded is not None and bool(_HEX_RUN.search(text)) and bool(folded.search(text.lower()))
+    if folded:
+        for run in _HEX_RUN.finditer(text):
+            digits = run.group().lower()
+            if any(digits[i : i + MIN_PIECE] in folded for i in range(len(digits) - 7)):
+                return True
+    return False
 
 
 def _occurrences(text: str, secret: str) -> list[tuple[int, int]]:
