@@ -1,0 +1,103 @@
+"""What an adversarial review of the merged product found, each pinned in a real process:
+`results merge` racing a run that still writes its file, write failures of `results
+merge` and `results report --html`, and secrets typed where a model name belongs."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gonka_cli.devnode import NodeConfig, start_node
+from tests.test_batch_devnode import check_one_correct_line_each, write_bodies
+from tests.test_reliability_writers import env, error_lines, lines_at_least, start, wait_until
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[Any]:
+    """One TA whose answers take 150 ms: a run can be caught in the middle."""
+    with start_node(NodeConfig(latency_ms=150)) as running:
+        yield running
+
+
+def gonka(*args: str) -> list[str]:
+    """A `gonka` command line in this interpreter."""
+    return [sys.executable, "-m", "gonka_cli", *args]
+
+
+def run(
+    command: list[str], tmp_path: Path, limit: int | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `command` to the end (bounded), optionally with files capped at `limit` bytes."""
+    apply: Callable[[], None] | None = None
+    if limit is not None:
+        cap = limit
+
+        def apply() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+
+    return subprocess.run(
+        command, env=env(tmp_path), capture_output=True, timeout=60, check=False,
+        preexec_fn=apply,
+    )  # fmt: skip
+
+
+def test_merge_refuses_a_file_that_a_run_is_still_writing(node: Any, tmp_path: Path) -> None:
+    """`results merge r.jsonl r.jsonl` (and a merge reading r.jsonl as a part) while a run
+    still appends to r.jsonl: exit 75 naming the run's pid, nothing merged; without the
+    lock the merge renamed a new file over r.jsonl and the run's later answers went to
+    the unlinked old one (20 answered, 5 in the file)."""
+    names = write_bodies(tmp_path / "in", 12)
+    out = tmp_path / "r.jsonl"
+    send = ["send-request", "--node-address", node.url, "-q", "-j", "1"]
+    first = start(gonka(*send, "--dir", str(tmp_path / "in"), "--output-file", str(out)), tmp_path)
+    try:
+        wait_until(lines_at_least(out, 2), first, "2 lines")
+        selection = ["--dir", str(tmp_path / "in")]
+        for target in (out, tmp_path / "all.jsonl"):
+            merged = run(gonka("results", "merge", str(target), str(out), *selection), tmp_path)
+            assert merged.returncode == 75, merged.stderr.decode()
+            (line,) = error_lines(merged.stderr)
+            assert f"process {first.pid}" in line
+            assert str(out) in line
+        assert not (tmp_path / "all.jsonl").exists()
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        first.kill() if first.poll() is None else None
+    assert first.returncode == 0, stderr.decode()
+    check_one_correct_line_each(out, names)
+    done = run(gonka("results", "merge", str(out), str(out), *selection), tmp_path)
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_merge_and_report_write_failures_exit_74_and_leave_the_file(tmp_path: Path) -> None:
+    """A disk that fills (RLIMIT_FSIZE) while `results merge` writes OUT, or `results report`
+    writes --html: one line, exit 74 (could not write results, as a batch), not 2 (bad
+    input); OUT byte for byte as it was, no page, no temporary file left."""
+    (tmp_path / "in").mkdir()
+    lines = []
+    for index in range(30):
+        (tmp_path / "in" / f"q{index:02}.json").write_text('{"model": "m", "messages": []}')
+        body = {"choices": [{"message": {"content": "x" * 200}}]}
+        response = {"status_code": 200, "request_id": None, "body": body}
+        line = {"custom_id": f"q{index:02}.json", "response": response, "error": None}
+        lines.append(json.dumps(line) + "\n")
+    out = tmp_path / "r.jsonl"
+    out.write_text("".join(lines))
+    before = out.read_bytes()
+    merge = gonka("results", "merge", str(out), str(out), "--dir", str(tmp_path / "in"))
+    full = run(merge, tmp_path, limit=2000)
+    assert full.returncode == 74, full.stderr.decode()
+    assert error_lines(full.stderr) == [f"error: {out}: cannot write (File too large)"]
+    assert out.read_bytes() == before
+    page = tmp_path / "report.html"
+    report = run(gonka("results", "report", str(out), "--html", str(page)), tmp_path, 2000)
+    assert report.returncode == 74, report.stderr.decode()
+    assert error_lines(report.stderr) == [f"error: {page}: cannot write (File too large)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "r.jsonl"]
