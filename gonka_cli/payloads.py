@@ -198,7 +198,8 @@ def encode_compact(value: object) -> bytes:
 def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
     """Apply overrides in place; True when the body changed."""
     before = _compact_text(body)
-    for name, given in (("--model", overrides.model), ("GONKA_MODEL", overrides.default_model)):
+    defaults = "the default model (GONKA_MODEL or the profile's)"
+    for name, given in (("--model", overrides.model), (defaults, overrides.default_model)):
         _refuse_undecodable(name, given)
         _refuse_secret_like(name, given)
     if overrides.model is not None:
@@ -211,6 +212,8 @@ def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
         body["max_tokens"] = overrides.max_tokens
     for assignment in overrides.sets:
         key, value = parse_set(assignment)
+        if key == "model" and isinstance(value, str):
+            _refuse_secret_like("--set model", value)
         _assign(body, key, value, source)
     return _compact_text(body) != before
 

@@ -101,3 +101,25 @@ def test_merge_and_report_write_failures_exit_74_and_leave_the_file(tmp_path: Pa
     assert report.returncode == 74, report.stderr.decode()
     assert error_lines(report.stderr) == [f"error: {page}: cannot write (File too large)"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "r.jsonl"]
+
+
+def test_a_key_given_as_set_model_is_refused_before_sending(node: Any, tmp_path: Path) -> None:
+    """`--set model="<hex key>"` is the model name by another door: refused like `--model`
+    (exit 2, nothing sent, the key not echoed); a profile's key-shaped model is named as the
+    default model, not as GONKA_MODEL."""
+    secret = "5f" * 32
+    before = node.stats.received
+    send = ["send-request", "--node-address", node.url]
+    refused = run(gonka(*send, "--set", f'model="{secret}"', "hello"), tmp_path)
+    assert refused.returncode == 2, refused.stderr.decode()
+    (line,) = error_lines(refused.stderr)
+    assert line.startswith("error: --set model: that model name looks like a private key")
+    assert secret[:16] not in (refused.stdout + refused.stderr).decode()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(f'[profiles.p]\nmodel = "{secret}"\n')
+    profile = run(gonka(*send, "--profile", "p", "hello"), tmp_path)
+    assert profile.returncode == 2, profile.stderr.decode()
+    (line,) = error_lines(profile.stderr)
+    assert line.startswith("error: the default model (GONKA_MODEL or the profile's): ")
+    assert node.stats.received == before
