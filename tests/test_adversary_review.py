@@ -123,3 +123,60 @@ def test_a_key_given_as_set_model_is_refused_before_sending(node: Any, tmp_path:
     (line,) = error_lines(profile.stderr)
     assert line.startswith("error: the default model (GONKA_MODEL or the profile's): ")
     assert node.stats.received == before
+
+
+def _through_transport(wire: bytes, *, use_async: bool) -> BaseException | None:
+    """One non-streamed request through (Async)GonkaTransport (cap 1 MiB) to a TA that
+    answers 200 with `wire` as a gzip body; the error raised, if any."""
+    import asyncio
+
+    import httpx2
+
+    import gonka_cli
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        headers = {"content-type": "application/json", "content-encoding": "gzip"}
+        return httpx2.Response(200, headers=headers, stream=httpx2.ByteStream(wire))
+
+    key = gonka_cli.SigningKey.from_hex("11" * 32)
+    options: dict[str, Any] = {"max_retries": 0, "max_response_bytes": 1 << 20}
+    options.update(endpoints=[f"http://ta.test;{TA}"], transport=httpx2.MockTransport(answer))
+    body = {"model": "m", "messages": []}
+    try:
+        if use_async:
+
+            async def main() -> None:
+                transport = gonka_cli.AsyncGonkaTransport(key, **options)
+                async with httpx2.AsyncClient(transport=transport) as client:
+                    await client.post("http://gonka/v1/chat/completions", json=body)
+
+            asyncio.run(main())
+        else:
+            with httpx2.Client(transport=gonka_cli.GonkaTransport(key, **options)) as client:
+                client.post("http://gonka/v1/chat/completions", json=body)
+    except Exception as exc:  # the test inspects whatever was raised
+        return exc
+    return None
+
+
+TA = "gonka1rnjrtkq8g46360jz0ts55m0ym2d46zw2d2sz7w"
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_the_python_transports_cap_a_gzip_bomb_after_inflating(use_async: bool) -> None:
+    """GonkaTransport counted an answer's wire bytes and handed them to the client, which
+    inflated them (a hostile server's gzip went past 7 GB in 95 s at the default cap): 64
+    kB of gzip that inflates to 64 MB, under a 1 MiB cap, is now a clean "over the limit"
+    error; a body that does not decode is the package's own NetworkError, not httpx2's."""
+    import gzip
+
+    from gonka_cli.errors import NetworkError
+
+    bomb = gzip.compress(b"0" * (64 << 20), 9)
+    assert len(bomb) < 1 << 20
+    raised = _through_transport(bomb, use_async=use_async)
+    assert isinstance(raised, NetworkError), repr(raised)
+    assert "over the 1,048,576-byte limit" in str(raised)
+    broken = _through_transport(b"\x1f\x8b\x08\x00" + b"\xff" * 64, use_async=use_async)
+    assert isinstance(broken, NetworkError), repr(broken)
+    assert "could not be decoded" in str(broken)
