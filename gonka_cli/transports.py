@@ -43,6 +43,7 @@ from gonka_cli.endpoints import (
 from gonka_cli.errors import ConfigError, GonkaError, NetworkError, UsageError
 from gonka_cli.keys import SigningKey, parse_address
 from gonka_cli.limits import DEFAULT_MAX_RESPONSE_BYTES, MAX_DOCUMENT_BYTES, MAX_ERROR_BODY_BYTES
+from gonka_cli.redact import redact
 from gonka_cli.settings import RetryPolicy, Timeouts
 from gonka_cli.signing import CLOCK, NanoClock, Scheme, parse_scheme, sign, signature_headers
 from gonka_cli.transport import (
@@ -261,7 +262,7 @@ class _Router:
             wait = delay
         log.info(
             "%s; retrying%s%s",
-            verdict.error.message,
+            redact(verdict.error.message),
             f" on {run.endpoint.url}" if run.endpoint != failed else "",
             f" in {wait:.1f} s" if wait > 0 else "",
         )
@@ -275,7 +276,16 @@ def _final(verdict: Verdict, run: _Run, reason: str = "") -> GonkaError:
         notes.append(f"after {run.attempts} attempts")
     if notes:
         error.message += f" ({', '.join(notes)})"
-        error.args = (error.message,)
+    return _clean(error)
+
+
+def _clean(error: GonkaError) -> GonkaError:
+    """`error` with its message and hint redacted as the CLI prints them: a caller's
+    traceback or log must not carry a server's terminal escapes, URL user-info or a
+    key-shaped string it echoed."""
+    error.message = redact(error.message)
+    error.hint = redact(error.hint) if error.hint else error.hint
+    error.args = (error.message,)
     return error
 
 
@@ -295,13 +305,15 @@ class _DoneWatch:
 
 
 def _ended_early(url: str) -> NetworkError:
-    return NetworkError(f"the stream from {url} ended before [DONE]" + _CUT)
+    error = _clean(NetworkError(f"the stream from {url} ended before [DONE]" + _CUT))
+    assert isinstance(error, NetworkError)
+    return error
 
 
 def _cut_off(exc: httpx2.TransportError, url: str, timeouts: Timeouts) -> NetworkError:
     error = network_error(exc, url, timeouts)
     error.message += _CUT
-    error.args = (error.message,)
+    _clean(error)
     return error
 
 

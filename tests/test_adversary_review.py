@@ -180,3 +180,39 @@ def test_the_python_transports_cap_a_gzip_bomb_after_inflating(use_async: bool) 
     broken = _through_transport(b"\x1f\x8b\x08\x00" + b"\xff" * 64, use_async=use_async)
     assert isinstance(broken, NetworkError), repr(broken)
     assert "could not be decoded" in str(broken)
+
+
+def test_the_python_transport_redacts_what_a_server_echoes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A TA's 500 whose message holds terminal escapes, URL user-info and a 64-hex key: the
+    retry log line and the final `HTTPServerError` carry none of them (the CLI already
+    printed them redacted; a Python caller's traceback or log printed them raw)."""
+    import logging
+
+    import httpx2
+
+    import gonka_cli
+    from gonka_cli.errors import HTTPServerError
+
+    hostile = "bad \x1b]0;pwned\x07\x1b[2J see http://alice:pw@10.0.0.1/x key " + "ab" * 32
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(500, json={"error": {"message": hostile}})
+
+    key = gonka_cli.SigningKey.from_hex("11" * 32)
+    transport = gonka_cli.GonkaTransport(
+        key, endpoints=[f"http://ta.test;{TA}"], max_retries=1, base_delay=0.01,
+        transport=httpx2.MockTransport(answer),
+    )  # fmt: skip
+    caplog.set_level(logging.INFO)
+    with httpx2.Client(transport=transport) as client, pytest.raises(HTTPServerError) as caught:
+        client.post("http://gonka/v1/chat/completions", json={"model": "m", "messages": []})
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "retrying" in logged
+    for text in (str(caught.value), caught.value.message, logged):
+        assert "bad" in text
+        assert "\x1b" not in text
+        assert "\x07" not in text
+        assert "alice:pw" not in text
+        assert "ab" * 20 not in text
