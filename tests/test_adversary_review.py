@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -216,3 +218,43 @@ def test_the_python_transport_redacts_what_a_server_echoes(
         assert "\x07" not in text
         assert "alice:pw" not in text
         assert "ab" * 20 not in text
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_mid_merge_leaves_no_temporary_copy(tmp_path: Path, number: int) -> None:
+    """SIGTERM or SIGHUP while `results merge` writes OUT: one line, exit 143 or 129, OUT as
+    it was, and no ``.OUT.*.tmp`` left beside it (the default action killed the process
+    before the all-or-nothing write could remove its temporary file: a stray copy of the
+    results, as of a key file or keyring entry written the same way)."""
+    count = 20_000
+    requests = tmp_path / "in.jsonl"
+    part = tmp_path / "part.jsonl"
+    with requests.open("w") as inputs, part.open("w") as results:
+        for index in range(count):
+            custom_id = f"r{index:05}"
+            line = {"custom_id": custom_id, "body": {"model": "m", "messages": []}}
+            inputs.write(json.dumps(line) + "\n")
+            body = {"choices": [{"message": {"content": "x" * 2000}}]}
+            response = {"status_code": 200, "request_id": None, "body": body}
+            results.write(json.dumps({"custom_id": custom_id, "response": response}) + "\n")
+    out = tmp_path / "out.jsonl"
+    out.write_text("before\n")
+    merge = gonka("results", "merge", str(out), str(part), "--jsonl", str(requests))
+    process = subprocess.Popen(
+        merge, env=env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob(".out.jsonl.*.tmp")):
+            assert process.poll() is None, "the merge ended before its temporary file appeared"
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        process.send_signal(number)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill() if process.poll() is None else None
+    assert process.returncode == 128 + number, stderr.decode()
+    name = signal.Signals(number).name
+    assert error_lines(stderr) == [f"error: stopped by {name}"]
+    assert out.read_text() == "before\n"
+    assert list(tmp_path.glob(".out.jsonl.*")) == []

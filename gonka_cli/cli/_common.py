@@ -59,9 +59,13 @@ class GonkaGroup(TyperGroup):
     # ctx is typer's vendored click Context, a private type: hence Any.
     def invoke(self, ctx: Any) -> Any:
         try:
+            _stop_like_ctrl_c()
             return super().invoke(ctx)
         except GonkaError as exc:
             print_error(exc.message, exc.hint)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except Stopped as exc:
+            print_error(f"stopped by {exc.name}")
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             print_error("interrupted")
@@ -79,6 +83,33 @@ class GonkaGroup(TyperGroup):
         except Exception as exc:
             _reraise_unless_usage_error(exc)
             raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, as Ctrl-C's KeyboardInterrupt is."""
+
+    def __init__(self, number: int) -> None:
+        import signal
+
+        super().__init__(number)
+        self.name = signal.Signals(number).name
+        self.exit_code = 128 + number  # 143, 129: as a shell reports the signal
+
+
+def _stop_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C: every `finally` runs, so an all-or-nothing
+    write (a key file, a keyring entry, a merged results file, a report) removes its
+    temporary file instead of leaving a copy of a key or of results behind, and the exit
+    is one line. A batch puts its own handlers over these while it runs; a signal that is
+    ignored (``nohup``) stays ignored."""
+    import signal
+
+    def stop(number: int, frame: object) -> None:
+        raise Stopped(number)
+
+    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+            signal.signal(number, stop)
 
 
 def _reraise_unless_usage_error(exc: Exception) -> None:
