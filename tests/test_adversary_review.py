@@ -258,3 +258,26 @@ def test_sigterm_or_sighup_mid_merge_leaves_no_temporary_copy(tmp_path: Path, nu
     assert error_lines(stderr) == [f"error: stopped by {name}"]
     assert out.read_text() == "before\n"
     assert list(tmp_path.glob(".out.jsonl.*")) == []
+
+
+def test_a_full_disk_while_a_file_keyring_is_made_is_one_line(tmp_path: Path) -> None:
+    """`keys add --keyring-backend file` on a new keyring whose keyhash cannot be written
+    (RLIMIT_FSIZE): exit 7 and one line, not a traceback with exit 1; nothing left in the
+    keyring directory."""
+    keyring = tmp_path / "kr"
+    command = gonka("keys", "add", "a", "--keyring-backend", "file", "--keyring-dir", str(keyring))
+    environment = {**env(tmp_path), "GONKA_KEYRING_PASSPHRASE": "a passphrase"}
+    cap = 30
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+
+    result = subprocess.run(
+        command, env=environment, capture_output=True, timeout=60, check=False, preexec_fn=limit
+    )
+    assert result.returncode == 7, result.stderr.decode()
+    assert error_lines(result.stderr) == [
+        f"error: {keyring / 'keyring-file'}: cannot write the keyring (File too large)"
+    ]
+    assert result.stdout == b""
+    assert list((keyring / "keyring-file").iterdir()) == []
