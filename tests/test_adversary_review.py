@@ -5,6 +5,7 @@ merge` and `results report --html`, and secrets typed where a model name belongs
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -281,3 +282,38 @@ def test_a_full_disk_while_a_file_keyring_is_made_is_one_line(tmp_path: Path) ->
     ]
     assert result.stdout == b""
     assert list((keyring / "keyring-file").iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["full", "closed"])
+def test_a_full_or_closed_stdout_is_one_line_for_every_command(tmp_path: Path, where: str) -> None:
+    """`gonka sign`, `results report` and `--help` into /dev/full, or the first two into a
+    closed stdout: exit 74 and one ``cannot write <stdout>`` line, as a batch does; before,
+    a rich traceback and exit 1 (and the signing key is not in what is printed instead)."""
+    body = tmp_path / "body.json"
+    body.write_text('{"model": "m", "messages": [{"role": "user", "content": "hi"}]}')
+    results = tmp_path / "r.jsonl"
+    results.write_text(json.dumps({"custom_id": "a", "response": None, "error": None}) + "\n")
+    secret = "3c" * 32
+    environment = {**env(tmp_path), "GONKA_PRIVATE_KEY": secret}
+    commands = [
+        ["sign", "--file", str(body), "--endpoint-account", TA],
+        ["results", "report", str(results)],
+    ]
+    if where == "full":  # help into a closed stdout is dropped silently by click (exit 0)
+        commands.append(["--help"])
+    for args in commands:
+        if where == "full":
+            with open("/dev/full", "wb") as full:
+                result = subprocess.run(
+                    gonka(*args), env=environment, stdout=full, stderr=subprocess.PIPE,
+                    timeout=60, check=False,
+                )  # fmt: skip
+        else:
+            result = subprocess.run(
+                gonka(*args), env=environment, stderr=subprocess.PIPE, timeout=60, check=False,
+                preexec_fn=lambda: os.close(1),
+            )  # fmt: skip
+        reason = "No space left on device" if where == "full" else "it is closed"
+        assert result.returncode == 74, (args, result.stderr.decode())
+        assert error_lines(result.stderr) == [f"error: cannot write <stdout>: {reason}"], args
+        assert secret[:16] not in result.stderr.decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -60,7 +61,12 @@ class GonkaGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             _stop_like_ctrl_c()
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # what is still buffered fails here, not at exit
+            return result
+        except (OSError, ValueError, AttributeError) as exc:
+            _raise_unless_stdout_broken(exc)
+            raise typer.Exit(int(ExitCode.OUTPUT)) from None
         except GonkaError as exc:
             print_error(exc.message, exc.hint)
             raise typer.Exit(int(exc.exit_code)) from None
@@ -80,9 +86,46 @@ class GonkaGroup(TyperGroup):
         """Parse the group's own options (``gonka --bogus``) with the same one-line errors."""
         try:
             return super().make_context(info_name, args, parent, **extra)
+        except (OSError, ValueError, AttributeError) as exc:  # --help into a full or closed stdout
+            _raise_unless_stdout_broken(exc)
+            raise typer.Exit(int(ExitCode.OUTPUT)) from None
         except Exception as exc:
             _reraise_unless_usage_error(exc)
             raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+# Every file this package writes turns these into its own error; one that reaches the
+# dispatcher bare came from stdout.
+_WRITE_ERRORS = {errno.EPIPE, errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT}
+
+
+def _raise_unless_stdout_broken(exc: Exception) -> None:
+    """A stdout that is full (ENOSPC, EFBIG), broken (EPIPE: ``| head -c 10``) or closed
+    (``>&-``) is one line and exit 74, as for a batch, never a traceback; any other error
+    is re-raised. Decided by trying stdout itself, and by the kind of error."""
+    out = sys.stdout
+    if out is None or out.closed:
+        reason = "it is closed"
+    else:
+        try:
+            out.flush()
+        except OSError as broken:
+            reason = broken.strerror or str(broken)
+        else:  # written out or dropped: a write error no file write of ours lets escape
+            if not (isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS):
+                raise exc
+            reason = exc.strerror or str(exc)
+    _silence_stdout()
+    print_error(f"cannot write <stdout>: {reason}")
+
+
+def _silence_stdout() -> None:
+    """Point descriptor 1 at /dev/null so that the exit's final flush of what is still
+    buffered succeeds quietly (no "Exception ignored" after the error line)."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
 
 
 class Stopped(KeyboardInterrupt):
