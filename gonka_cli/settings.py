@@ -373,11 +373,14 @@ def key_in_use(key: SigningKey) -> SigningKey:
 
 def _read_key_file(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        from gonka_cli.keys.files import read_small
+
+        return read_small(path).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such API key file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the API key file ({exc})") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"{path}: cannot read the API key file ({reason})") from None
 
 
 def _run_key_command(command: str) -> str:

@@ -317,3 +317,39 @@ def test_a_full_or_closed_stdout_is_one_line_for_every_command(tmp_path: Path, w
         assert result.returncode == 74, (args, result.stderr.decode())
         assert error_lines(result.stderr) == [f"error: cannot write <stdout>: {reason}"], args
         assert secret[:16] not in result.stderr.decode()
+
+
+def test_secret_files_are_read_bounded(tmp_path: Path) -> None:
+    """`/dev/zero` given as --passphrase-file, --api-key-file or --private-key-file: one line
+    naming the limit (it was read until the kernel killed the process for its memory),
+    under a 1 GB address-space cap so that the old behaviour fails fast; a FIFO (as
+    ``<(pass show x)`` makes) still works as a passphrase file."""
+    body = tmp_path / "body.json"
+    body.write_text('{"model": "m", "messages": [{"role": "user", "content": "hi"}]}')
+    sign = ["sign", "--file", str(body), "--endpoint-account", TA]
+    cases = [
+        ([*sign, "--passphrase-file", "/dev/zero", "--key", "k"], "passphrase file", 7),
+        (["send-request", "--base-url", "http://127.0.0.1:9/v1", "--api-key-file", "/dev/zero",
+          "--file", str(body)], "API key file", 7),
+        ([*sign, "--private-key-file", "/dev/zero"], "key file", 2),
+    ]  # fmt: skip
+    stored = subprocess.run(
+        gonka("keys", "import", "k"), env={**env(tmp_path), "GONKA_KEYRING_PASSPHRASE": "pw-12345"},
+        input=b"5d" * 32, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert stored.returncode == 0, stored.stderr.decode()
+    gigabyte = 1 << 30
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (gigabyte, gigabyte))
+
+    no_env_key = {k: v for k, v in env(tmp_path).items() if k != "GONKA_PRIVATE_KEY"}
+    for args, what, code in cases:
+        result = subprocess.run(
+            gonka(*args), env=no_env_key, capture_output=True, timeout=60, check=False,
+            preexec_fn=cap_memory,
+        )  # fmt: skip
+        assert result.returncode == code, (args, result.stderr.decode()[-500:])
+        assert error_lines(result.stderr) == [
+            f"error: /dev/zero: cannot read the {what} (larger than 65536 bytes)"
+        ]
