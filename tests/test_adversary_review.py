@@ -353,3 +353,27 @@ def test_secret_files_are_read_bounded(tmp_path: Path) -> None:
         assert error_lines(result.stderr) == [
             f"error: /dev/zero: cannot read the {what} (larger than 65536 bytes)"
         ]
+
+
+def test_an_api_key_command_that_never_stops_talking_is_stopped(tmp_path: Path) -> None:
+    """`--api-key-cmd yes`: exit 7 at once with one line naming the limit; it was read into
+    memory for the whole 30 s time-out (under a 1 GB address-space cap: a MemoryError
+    traceback)."""
+    body = tmp_path / "body.json"
+    body.write_text('{"model": "m", "messages": [{"role": "user", "content": "hi"}]}')
+    args = ["send-request", "--base-url", "http://127.0.0.1:9/v1", "--api-key-cmd", "yes"]
+    gigabyte = 1 << 30
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (gigabyte, gigabyte))
+
+    started = time.monotonic()
+    result = subprocess.run(
+        gonka(*args, "--file", str(body)), env=env(tmp_path), capture_output=True, timeout=60,
+        check=False, preexec_fn=cap_memory,
+    )  # fmt: skip
+    assert result.returncode == 7, result.stderr.decode()[-500:]
+    assert error_lines(result.stderr) == [
+        "error: --api-key-cmd yes: printed more than 65536 bytes; stopped it"
+    ]
+    assert time.monotonic() - started < 10
