@@ -1,6 +1,6 @@
 """Run every benchmark, one process each, and print their tables (Markdown, for the README).
 
-python -m benchmarks            # all five; the memory one takes a few minutes
+python -m benchmarks            # all six; the memory one takes a few minutes
 python -m benchmarks --quick    # the memory one over 20,000 files instead of 100,000
 """
 
@@ -10,7 +10,14 @@ import argparse
 import subprocess
 import sys
 
-BENCHMARKS = ("bench_sign", "bench_startup", "bench_batch", "bench_memory", "bench_stream")
+BENCHMARKS = (
+    "bench_sign",
+    "bench_startup",
+    "bench_batch",
+    "bench_clients",
+    "bench_memory",
+    "bench_stream",
+)
 
 
 def main() -> None:

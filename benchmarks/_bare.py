@@ -1,4 +1,4 @@
-"""The floor of the streaming benchmark: one signed streaming request with bare httpx.
+"""The floor of the streaming benchmark: one signed streaming request with bare httpx2.
 
 Kept apart from `bench_stream` so that a fresh interpreter can run it importing nothing
 of gonka-cli but the signing functions.

@@ -1,4 +1,4 @@
-"""Streaming overhead: time to first token through gonka-cli against bare httpx.
+"""Streaming overhead: time to first token through gonka-cli against bare httpx2.
 
     python -m benchmarks.bench_stream
 
@@ -6,7 +6,7 @@
 then streams tokens at a fixed pace, so the first token arrives at a known time. The
 same signed request (same body, a fresh signature each time) is sent by:
 
-- bare httpx: sign, POST with ``client.stream``, read SSE lines until the first line
+- bare httpx2: sign, POST with ``client.stream``, read SSE lines until the first line
   carrying text (the floor: no retries, no event parser, nothing shown);
 - gonka-cli: `gonka_cli.client.Sender.send` with the terminal sink `gonka send-request`
   uses (writing into memory), timed when the first text has been written out.
@@ -15,7 +15,7 @@ Each starts with a new client (so a new connection) and is timed from the moment
 client is ready. Warm: both in this process, alternating. Cold: each as the first
 request of a fresh process (`gonka send-request -o json` reports its own figure, timed
 alike), where first-use costs (libraries imported on the first request) show.
-Medians. Target: gonka-cli within 5 ms of bare httpx.
+Medians. Target: gonka-cli within 5 ms of bare httpx2.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def cold_gonka(node: Node, body: Path, env: dict[str, str]) -> float:
 def main() -> None:
     """Alternate the two senders, warm ROUNDS times, then cold PROCESS_ROUNDS times."""
     pace = ("--latency-ms", str(LATENCY_MS), "--tokens-per-second", str(TOKENS_PER_SECOND))
-    warm: dict[str, list[float]] = {"bare httpx": [], "gonka-cli": []}
-    cold: dict[str, list[float]] = {"bare httpx": [], "gonka-cli": []}
+    warm: dict[str, list[float]] = {"bare httpx2": [], "gonka-cli": []}
+    cold: dict[str, list[float]] = {"bare httpx2": [], "gonka-cli": []}
     with tempfile.TemporaryDirectory() as tmp, node_process(*pace) as node:
         body = Path(tmp) / "body.json"
         body.write_bytes(BODY)
@@ -112,26 +112,26 @@ def main() -> None:
             asyncio.run(bare_httpx(node.url, node.address))
             asyncio.run(gonka_cli(node))
         for _ in range(ROUNDS):
-            warm["bare httpx"].append(asyncio.run(bare_httpx(node.url, node.address)))
+            warm["bare httpx2"].append(asyncio.run(bare_httpx(node.url, node.address)))
             warm["gonka-cli"].append(asyncio.run(gonka_cli(node)))
         for _ in range(PROCESS_ROUNDS):
-            cold["bare httpx"].append(cold_bare(node))
+            cold["bare httpx2"].append(cold_bare(node))
             cold["gonka-cli"].append(cold_gonka(node, body, env))
     _report(warm, cold)
 
 
 def _report(warm: dict[str, list[float]], cold: dict[str, list[float]]) -> None:
     names = {
-        ("warm", "bare httpx"): "bare httpx, warm",
+        ("warm", "bare httpx2"): "bare httpx2, warm",
         ("warm", "gonka-cli"): "gonka-cli `Sender` + terminal sink, warm",
-        ("cold", "bare httpx"): "bare httpx, first request of a fresh process",
+        ("cold", "bare httpx2"): "bare httpx2, first request of a fresh process",
         ("cold", "gonka-cli"): "`gonka send-request` process, as it reports (-o json)",
     }
     overheads = {}
     rows = []
     for kind, runs in (("warm", warm), ("cold", cold)):
         medians = {name: statistics.median(values) * 1000 for name, values in runs.items()}
-        base = medians["bare httpx"]
+        base = medians["bare httpx2"]
         overheads[kind] = medians["gonka-cli"] - base
         rows += [[names[kind, name], f"{ms:.1f} ms", f"{ms - base:+.1f} ms"]
                  for name, ms in medians.items()]  # fmt: skip
@@ -139,10 +139,10 @@ def _report(warm: dict[str, list[float]], cold: dict[str, list[float]]) -> None:
     print(f"Time to first token, node latency {LATENCY_MS} ms + {TOKENS_PER_SECOND} tokens/s "
           f"(first text due at {due:.0f} ms), medians of {ROUNDS} warm and {PROCESS_ROUNDS} "
           f"cold runs, {machine()}")  # fmt: skip
-    print(table(["client", "time to first token", "vs bare httpx alike"], rows))
+    print(table(["client", "time to first token", "vs bare httpx2 alike"], rows))
     for kind, overhead in overheads.items():
         verdict = "met" if overhead <= TARGET_MS else "MISSED"
-        print(f"target gonka-cli within {TARGET_MS:.0f} ms of bare httpx ({kind}): "
+        print(f"target gonka-cli within {TARGET_MS:.0f} ms of bare httpx2 ({kind}): "
               f"{verdict} ({overhead:+.1f} ms)")  # fmt: skip
 
 

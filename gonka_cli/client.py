@@ -391,6 +391,7 @@ class Sender:
         self._clock = clock
         self._clock_generation = 0
         self._skew_warned = False
+        self._date_seen = ""
         self._client = async_client(config.timeouts, transport)
         self._rng = rng or random.Random()  # noqa: S311  # jitter and load spreading only
         self._sleep = sleep
@@ -429,7 +430,7 @@ class Sender:
             total = DEFAULT_DEADLINE_S
         try:
             async with asyncio.timeout(total):
-                return await self._send(body, out, state, model or _model_of(body))
+                return await self._send(body, out, state, model)
         except TimeoutError:
             raise NetworkError(
                 f"no complete answer within --timeout {total:g} s"
@@ -476,6 +477,8 @@ class Sender:
 
     async def _send(self, body: bytes, out: _Tracked, state: _State, model: str | None) -> Outcome:
         pool = await self._endpoints()
+        if not model and any(known.models is not None for known in pool.endpoints):
+            model = _model_of(body)  # parsed only when some endpoint lists its models
         candidates = pool.serving(model)
         endpoint = pool.start(candidates)
         budget = 1 if self.config.fixed_timestamp is not None else self.config.retry.max_retries + 1
@@ -615,6 +618,10 @@ class Sender:
         """Notice a node clock far from ours (its ``Date``) before it refuses a request."""
         if self._skew_warned or self.bearer or self.config.fixed_timestamp is not None:
             return
+        date = headers.get("date", "")
+        if date == self._date_seen:
+            return  # checked already (Date has one-second resolution; parsing it costs)
+        self._date_seen = date
         offset = date_offset_ns(headers)
         if offset is not None:
             self._observe_offset(offset)

@@ -14,7 +14,7 @@ from typing import Any
 from gonka_cli.errors import PayloadError, UsageError
 from gonka_cli.jsontext import loads
 
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SURROGATE = r"[\ud800-\udfff]"  # compiled on first use (re's cache), not at start-up
 # The transfer agents' limit on a request body (they answer 413 above it): a
 # larger input is refused from its size, before a byte of it is read.
 MAX_INPUT_BYTES = 10 * 1024 * 1024
@@ -111,7 +111,7 @@ class Overrides:
     """Changes asked for on the command line; any of them re-encodes the body compactly.
 
     ``model`` replaces the body's model; ``default_model`` (from ``GONKA_MODEL`` or a
-    profile) fills it in only when the body has none.
+    profile, as ``default_model_origin`` says) fills it in only when the body has none.
     """
 
     model: str | None = None
@@ -119,6 +119,7 @@ class Overrides:
     stream: bool | None = None
     max_tokens: int | None = None
     sets: tuple[str, ...] = ()
+    default_model_origin: str = "GONKA_MODEL"
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,10 @@ def encode_compact(value: object) -> bytes:
 def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
     """Apply overrides in place; True when the body changed."""
     before = _compact_text(body)
-    defaults = "the default model (GONKA_MODEL or the profile's)"
-    for name, given in (("--model", overrides.model), (defaults, overrides.default_model)):
+    for name, given in (
+        ("--model", overrides.model),
+        (overrides.default_model_origin, overrides.default_model),
+    ):
         _refuse_undecodable(name, given)
         _refuse_secret_like(name, given)
     if overrides.model is not None:
@@ -221,7 +224,7 @@ def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
 def _refuse_undecodable(name: str, value: str | None) -> None:
     """Command-line and environment text that was not UTF-8 (Python keeps such bytes as
     lone surrogates, which no request body can carry)."""
-    if value is not None and _SURROGATE.search(value):
+    if value is not None and re.search(_SURROGATE, value):
         raise UsageError(f"{name}: the value is not valid UTF-8 text")
 
 

@@ -42,6 +42,7 @@ _C1 = re.compile(r"[\x80-\x9f]")
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
 _BEARER = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}")  # the header's spelling
 _HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{40,}")
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{8}")
 _WORD = re.compile(r"[A-Za-z]+")
 # Twelve words of 3 to 8 letters in a row (every BIP39 English word is): only text with such
 # a run can hold a mnemonic, so only then is the word list loaded.
@@ -49,6 +50,7 @@ _TWELVE = re.compile(r"(?<![A-Za-z])(?:[A-Za-z]{3,8}[\s,]+){11}[A-Za-z]{3,8}(?![
 _GAP = re.compile(r"[\s,]+")
 
 _secrets: dict[str, bool] = {}  # secret text -> compare ignoring case (hex)
+_compiled: tuple[re.Pattern[str] | None, re.Pattern[str] | None] | None = None
 
 
 def register(secret: str | None, *, ignore_case: bool = False) -> None:
@@ -56,16 +58,21 @@ def register(secret: str | None, *, ignore_case: bool = False) -> None:
     if secret and secret.strip():
         text = secret.strip()
         _secrets[text.lower() if ignore_case else text] = ignore_case
+        global _compiled  # the pieces' patterns are built again on use
+        _compiled = None
 
 
 def register_hex_key(hex_key: str) -> None:
-    """A private key's hex (any case, with or without 0x, is removed)."""
+    """A private key's hex (any case, with or without 0x, is removed). The one kind of
+    secret compared ignoring case."""
     register(hex_key.lower().removeprefix("0x"), ignore_case=True)
 
 
 def forget_all() -> None:
     """Forget the registered secrets (tests; a process uses one set of keys)."""
+    global _compiled
     _secrets.clear()
+    _compiled = None
 
 
 def plain(text: str, *, newlines: bool = True) -> str:
@@ -122,6 +129,8 @@ def looks_secret(text: str) -> bool:
 
 
 def _known(text: str) -> str:
+    if len(text) < MIN_PIECE or not _may_hold_a_secret(text):
+        return text
     spans: list[tuple[int, int]] = []
     lowered: str | None = None
     for secret, ignore_case in _secrets.items():
@@ -131,6 +140,38 @@ def _known(text: str) -> str:
             haystack = lowered
         spans += _occurrences(haystack, secret)
     return _cut(text, spans, MASK) if spans else text
+
+
+@cache
+def _pieces_pattern(secrets: frozenset[str]) -> re.Pattern[str] | None:
+    """One pattern that finds any piece of any of `secrets` (each piece as `_occurrences`
+    cuts it), so that text holding none of them costs one scan in C."""
+    pieces: set[str] = set()
+    for secret in secrets:
+        width = min(MIN_PIECE, len(secret))
+        pieces.update(re.escape(secret[i : i + width]) for i in range(len(secret) - width + 1))
+    return re.compile("|".join(sorted(pieces))) if pieces else None
+
+
+def _patterns() -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """The pieces of the secrets compared exactly, and of those compared ignoring case."""
+    global _compiled  # rebuilt only when a secret is registered
+    if _compiled is None:
+        _compiled = (
+            _pieces_pattern(frozenset(s for s, folded in _secrets.items() if not folded)),
+            _pieces_pattern(frozenset(s for s, folded in _secrets.items() if folded)),
+        )
+    return _compiled
+
+
+def _may_hold_a_secret(text: str) -> bool:
+    """False only when no piece of a registered secret can be in `text` (the fast path:
+    answers are scanned whole on every results line)."""
+    exact, folded = _patterns()
+    if exact is not None and exact.search(text):
+        return True
+    # Case-folded secrets are hex keys: a piece of one needs a run of 8 hex digits.
+    return folded is not None and bool(_HEX_RUN.search(text)) and bool(folded.search(text.lower()))
 
 
 def _occurrences(text: str, secret: str) -> list[tuple[int, int]]:

@@ -7,6 +7,7 @@ into `Text` objects, never into markup, so a crafted file cannot style or hide o
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from rich.console import Console, Group
@@ -17,6 +18,11 @@ from gonka_cli.batch.report import Report, bucket_label, histogram, shown_bucket
 from gonka_cli.batch.stats import percentile
 
 BAR_WIDTH = 40
+
+
+def print_report(report: Report) -> None:
+    """The report on the terminal that stdout is."""
+    render_report(report, Console(file=sys.stdout, highlight=False))
 
 
 def render_report(report: Report, console: Console) -> None:

@@ -108,8 +108,8 @@ def test_merge_and_report_write_failures_exit_74_and_leave_the_file(tmp_path: Pa
 
 def test_a_key_given_as_set_model_is_refused_before_sending(node: Any, tmp_path: Path) -> None:
     """`--set model="<hex key>"` is the model name by another door: refused like `--model`
-    (exit 2, nothing sent, the key not echoed); a profile's key-shaped model is named as the
-    default model, not as GONKA_MODEL."""
+    (exit 2, nothing sent, the key not echoed); a profile's key-shaped model is refused
+    naming the profile."""
     secret = "5f" * 32
     before = node.stats.received
     send = ["send-request", "--node-address", node.url]
@@ -124,7 +124,8 @@ def test_a_key_given_as_set_model_is_refused_before_sending(node: Any, tmp_path:
     profile = run(gonka(*send, "--profile", "p", "hello"), tmp_path)
     assert profile.returncode == 2, profile.stderr.decode()
     (line,) = error_lines(profile.stderr)
-    assert line.startswith("error: the default model (GONKA_MODEL or the profile's): ")
+    assert line.startswith("error: profile 'p' (")
+    assert "GONKA_MODEL" not in line
     assert node.stats.received == before
 
 

@@ -291,3 +291,27 @@ def test_retry_notices_replace_counting_from_attempts() -> None:
         return await runner.run(send, _items(3))
 
     assert asyncio.run(main()).retries == 6
+
+
+def test_tasks_do_not_grow_with_the_number_of_inputs() -> None:
+    """C workers serve every input: no task (and no event-loop round) per input, the cost
+    that made each request dearer the more were in flight."""
+    created = 0
+    sink = MemorySink()
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+
+        def count(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            nonlocal created
+            created += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(count)
+        runner = BatchRunner(ResultsWriter(sink), options=RunOptions(4))
+        stats = await runner.run(EchoSender(), _items(200))
+        assert stats.succeeded == 200
+        return created
+
+    assert asyncio.run(main()) == 4 + 1  # the workers and the progress ticker
+    assert len(sink.lines) == 200

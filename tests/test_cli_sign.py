@@ -329,3 +329,61 @@ def test_version_and_plain_help_when_piped(tmp_path: Path) -> None:
     assert "\u256d" not in shown.stdout  # no rich panel borders when piped
     for command in ("send-request", "sign", "verify", "keys", "node", "endpoints", "config"):
         assert command in shown.stdout
+
+
+def test_verify_takes_a_hex_public_key_with_or_without_0x(body_file: Path) -> None:
+    """A real `gonka verify --pubkey` process: the vector's key as hex, bare or with 0x
+    (as private keys are forgiven it), verifies the published signature; another
+    signature is exit 3, not a misleading size error."""
+    pubkey_hex = base64.b64decode(v.PRIVATE_KEY_PUBKEY_B64).hex()
+    for spelling in (pubkey_hex, "0x" + pubkey_hex, "0X" + pubkey_hex.upper()):
+        for sig, code in ((v.SIG_HASH, 0), (v.SIG_HASH_HIGH_S, 3)):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "gonka_cli",
+                    "verify",
+                    "-f",
+                    str(body_file),
+                    *FIXED,
+                    "-s",
+                    sig,
+                    "--pubkey",
+                    spelling,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            assert done.returncode == code, (spelling, done.stderr)
+            assert "bytes" not in done.stderr
+
+
+def test_verify_from_json_of_another_document_names_it(body_file: Path) -> None:
+    """A real `gonka verify --from-json` process given a JSON object that is not
+    `gonka sign -o json` output (here the request body): exit 2, naming that document,
+    not asking for the --from-json it was given."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gonka_cli",
+            "verify",
+            "--from-json",
+            str(body_file),
+            "-f",
+            str(body_file),
+            "--address",
+            v.PRIVATE_KEY_ADDRESS,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"error: --from-json {body_file}: no signature in it")
+    assert "gonka sign -o json" in done.stderr

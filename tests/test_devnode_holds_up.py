@@ -124,7 +124,9 @@ def test_large_prompts_leave_the_node_memory_flat() -> None:
         record = client.get(
             node.url + "/v1/chat/completions", params={"id": response.json()["id"]}
         ).json()["inference"]
-    assert grown < 25, f"the node grew by {grown:.0f} MB over 10 prompts of 9.9 MB"
+    # Whole prompts kept measure about +200 MB here; the allocator's own slack varies
+    # from run to run (up to ~50 MB seen on a loaded machine), so the bar sits between.
+    assert grown < 100, f"the node grew by {grown:.0f} MB over 10 prompts of 9.9 MB"
     assert record["prompt_hash"] == hashlib.sha256(body).hexdigest()
     assert record["prompt_bytes"] == len(body)
     assert body.decode().startswith(record["prompt_payload"])

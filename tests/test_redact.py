@@ -7,6 +7,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mnemonic import Mnemonic
 
 from gonka_cli import redact as r
@@ -144,3 +146,33 @@ def test_every_json_output_and_table_goes_through_the_step() -> None:
     notice(consoles.err, f"moved to http://u:p@h/\x1b[2J with {API_KEY}", "warning")
     assert out.getvalue() == '{"echo": "key ***", "c1": "a2Jb"}\nURL\nhttp://h/v1\n'
     assert err.getvalue() == "warning: moved to http://***@h/ with ***\n"
+
+
+_HEXCHARS = "0123456789abcdef"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=st.text(alphabet=_HEXCHARS, min_size=64, max_size=64),
+    api=st.text(alphabet=_HEXCHARS + "ghijklmnopqrstuvwxyzABCXYZ-_", min_size=8, max_size=60),
+    cuts=st.lists(st.tuples(st.integers(0, 63), st.integers(8, 64), st.booleans()), max_size=4),
+    filler=st.text(max_size=40),
+)
+def test_no_piece_of_a_registered_secret_survives(
+    key: str, api: str, cuts: list[tuple[int, int, bool]], filler: str
+) -> None:
+    """Whatever pieces (8 or more characters, hex in any case) of the key and the API key a
+    text holds, none is left after scrub_data or redact: the fast pre-check never lets one
+    through."""
+    r.forget_all()
+    r.register_hex_key(key)
+    r.register(api)
+    parts = [filler]
+    for start, length, upper in cuts:
+        piece = key[start : start + length]
+        parts += [piece.upper() if upper else piece, filler, api[start % len(api) :], filler]
+    text = " ".join(parts)
+    for cleaned in (r.scrub_data(text), r.redact(text)):
+        lowered = cleaned.lower()
+        assert not any(key[i : i + 8] in lowered for i in range(57))
+        assert not any(api[i : i + 8] in cleaned for i in range(len(api) - 7))

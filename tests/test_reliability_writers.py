@@ -200,6 +200,30 @@ def test_sigterm_and_sighup_keep_every_accepted_answer(
     assert accepted(node) - before == 32
 
 
+def test_a_repeated_sigterm_still_lets_requests_in_flight_finish(
+    node: Any, tmp_path: Path
+) -> None:
+    """`timeout` signals the process group as well as the child, so one stop arrives as two
+    SIGTERMs: the second must not cancel the requests in flight (the node answers them and
+    bills them, so their lines must be written)."""
+    write_bodies(tmp_path / "in", 32)
+    out = tmp_path / "r.jsonl"
+    args = ["--dir", str(tmp_path / "in"), "--output-file", str(out), "-j", "4"]
+    before = node.stats.accepted
+    process = start(gonka(node, *args), tmp_path)
+    try:
+        wait_until(lines_at_least(out, 4), process, "4 lines")
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.03)  # apart enough to be two signals, well inside the 150 ms answers
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill() if process.poll() is None else None
+    assert process.returncode == 143, stderr.decode()
+    assert "were cancelled" not in stderr.decode()
+    assert 4 <= successes(out) == accepted(node) - before < 32
+
+
 def test_timeout_term_against_a_slow_node_prints_the_summary(node: Any, tmp_path: Path) -> None:
     """`timeout -s TERM 3 gonka send-request --dir ...`: the summary prints and the file
     holds exactly the answers the node accepted."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -267,3 +270,21 @@ def test_lone_surrogates_in_the_file_cannot_break_any_output(tmp_path: Path) -> 
     assert as_text.exit_code == 0, as_text.stderr
     assert "x\\udfff" in as_text.stdout
     assert "http://ta/\\ud800" in page.read_text(encoding="utf-8")
+
+
+def test_piped_report_gives_each_endpoint_its_p50_and_p95() -> None:
+    """A real `gonka results report` process, piped: each endpoint's line has the p50 and
+    the p95 of its latencies, as the JSON and the terminal table do."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gonka_cli", "results", "report", str(FIXTURE)],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"},
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if "requests " in line}
+    assert lines["http://ta-1.example/v1"].endswith("p50 20.0 ms, p95 120.0 ms")
+    assert lines["http://ta-2.example/v1"].endswith("p50 700.0 ms, p95 3000.0 ms")
+    assert lines["(none)"].endswith("p50 -, p95 -")

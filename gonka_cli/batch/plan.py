@@ -506,7 +506,7 @@ class _Stopper:
 
     While requests are being sent, a signal is the first Ctrl-C: the runner stops
     launching, gives the requests in flight a grace period, writes every answer that
-    arrives, and the summary prints (exit 130, 143 or 129); a second signal cancels at
+    arrives, and the summary prints (exit 130, 143 or 129); a second Ctrl-C cancels at
     once. Before sending starts (discovery, a resume's clean-up) nothing is in flight, so
     the batch ends there; once every request is done, a late signal changes nothing.
     SIGXFSZ is ignored, so that a file size limit is a write error we report (EFBIG),
@@ -552,6 +552,11 @@ class _Stopper:
         if runner is not None and loop is not None:
             if runner.stats.stop_signal is None:
                 runner.stats.stop_signal = name
+            elif name != "SIGINT":
+                # Only a second Ctrl-C means "now": `timeout` (and shells) signal the whole
+                # process group as well as the child, so one SIGTERM often arrives twice,
+                # and the grace period already bounds the stop.
+                return
             loop.call_soon_threadsafe(runner.interrupt)
         elif not self._finished:
             if name == "SIGINT":

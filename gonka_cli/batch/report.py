@@ -278,10 +278,11 @@ def format_text(report: Report) -> list[str]:
     lines.append("per endpoint:")
     for name, stats in sorted(report.endpoints.items()):
         p50 = percentile(stats.latencies, 0.5)
+        p95 = percentile(stats.latencies, 0.95)
         lines.append(
             f"  {_printable(name)}  requests {stats.requests}, succeeded {stats.succeeded}, "
             f"failed {stats.failed}, completion tokens {stats.completion_tokens}, "
-            f"p50 {_ms(p50)}"
+            f"p50 {_ms(p50)}, p95 {_ms(p95)}"
         )
     lines.extend(_problems_text(report))
     return lines

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -199,6 +199,12 @@ class BatchRunner:
 
     Built before the sender, so that the sender can be given this runner's pause gate
     and retry hook (:class:`SendHooks`); `run` then takes the sender's ``send``.
+
+    ``concurrency`` workers share one lazy iterator of the inputs: each takes the next
+    input, sends it and writes its line, then takes the next. A connection freed by one
+    answer is reused by that worker's next request at once, without a task, a semaphore
+    or an event-loop round in between (an idle connection costs the HTTP pool a socket
+    check on every request, so idle time would grow the cost per request with -j).
     """
 
     def __init__(
@@ -214,16 +220,19 @@ class BatchRunner:
         self._options = options
         self.pause = pause or PauseGate(clock)
         self._progress = progress or NoProgress()
+        self._live = not isinstance(self._progress, NoProgress)
         self._clock = clock
         self._rate = RateLimiter(options.rate, clock)
-        self._slots = asyncio.Semaphore(max(1, options.concurrency))
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._producer: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._waiting: set[asyncio.Task[None]] = set()  # workers not sending right now
+        self._in_flight = 0
+        self._items: Iterator[Item] = iter(())
         self._seen: set[str] = set()
         self._started = clock()
         self._stopping = False
         self._interrupts = 0
         self._fatal: BaseException | None = None
+        self._input_failure: BaseException | None = None
         self._retry_notices = False
         self._send: SendFn | None = None
         self.stats = BatchStats()
@@ -251,40 +260,43 @@ class BatchRunner:
             self._cancel_in_flight()
 
     def _stop(self) -> None:
+        """Launch nothing more: workers waiting for a launch slot give up now."""
         self._stopping = True
-        if self._producer is not None and not self._producer.done():
-            self._producer.cancel()
+        for worker in list(self._waiting):
+            worker.cancel()
 
     def _cancel_in_flight(self) -> None:
         self._stop()
-        for task in list(self._tasks):
-            task.cancel()
+        for worker in list(self._workers):
+            worker.cancel()
 
     # running
 
     async def run(self, send: SendFn, items: Iterable[Item]) -> BatchStats:
         """Send every item through `send` (until stopped); return the statistics."""
         self._send = send
+        self._items = iter(items)
         self._started = self._clock()
-        self._producer = asyncio.create_task(self._produce(items))
+        for _ in range(max(1, self._options.concurrency)):
+            worker = asyncio.create_task(self._work())
+            self._workers.add(worker)
+            self._waiting.add(worker)
         ticker = asyncio.create_task(self._tick())
         try:
-            await asyncio.wait([self._producer])
-            while self._tasks:
-                await asyncio.wait(list(self._tasks))
+            await asyncio.wait(list(self._workers))
         finally:
             ticker.cancel()
             await asyncio.wait([ticker])
             self.stats.wall_s = self._clock() - self._started
             self._progress.close(self.snapshot())
-        self._raise_failure(self._producer)
+        self._raise_failure()
         return self.stats
 
-    def _raise_failure(self, producer: asyncio.Task[None]) -> None:
+    def _raise_failure(self) -> None:
         if self._fatal is not None:
             raise self._fatal
-        if not producer.cancelled() and producer.exception() is not None:
-            raise producer.exception()  # type: ignore[misc]
+        if self._input_failure is not None:
+            raise self._input_failure
 
     async def _tick(self) -> None:
         while True:
@@ -298,24 +310,71 @@ class BatchRunner:
             total=stats.total,
             succeeded=stats.succeeded,
             failed=stats.failed_total,
-            in_flight=len(self._tasks),
+            in_flight=self._in_flight,
             retries=stats.retries,
             elapsed_s=self._clock() - self._started,
             paused_s=self.pause.remaining(),
         )
 
-    async def _produce(self, items: Iterable[Item]) -> None:
-        for item in items:
-            if self._stopping:
-                return
-            if self._duplicate(item.custom_id):
-                self.stats.failed["duplicate_custom_id"] += 1
-                continue
-            loaded = load(item, self._options.overrides)
-            if loaded.error is not None:
-                self._record(result_from_input_error(loaded))
-                continue
-            await self._launch(loaded)
+    async def _work(self) -> None:
+        """One worker: next sendable input, launch slot, send, line; until none is left.
+
+        An input taken but not sent (stopped while waiting for the rate or the pause)
+        gets no line, like one cancelled in flight: ``--resume`` sends it.
+        """
+        worker = asyncio.current_task()
+        assert worker is not None
+        sending = False
+        try:
+            while not self._stopping:
+                item = self._next_item()
+                if item is None:
+                    return
+                await self._rate.acquire()
+                await self.pause.wait()
+                if self._stopping:
+                    return
+                self._waiting.discard(worker)
+                self._in_flight += 1
+                sending = True
+                try:
+                    await self._send_one(item)
+                finally:
+                    self._in_flight -= 1
+                    self._waiting.add(worker)
+                sending = False
+        except asyncio.CancelledError:
+            # stopped while waiting, or cancelled in flight (a second signal, or the grace
+            # period ran out): no line for this input, so --resume sends it again
+            self.stats.cancelled += sending
+            return
+        except BaseException as exc:  # the results file failed, or a bug: stop everything
+            if self._fatal is None:
+                self._fatal = exc
+                self._cancel_in_flight()
+        finally:
+            self._workers.discard(worker)
+            self._waiting.discard(worker)
+
+    def _next_item(self) -> Item | None:
+        """The next input that can be sent; the others get their line (or count) here."""
+        try:
+            for item in self._items:
+                if self._duplicate(item.custom_id):
+                    self.stats.failed["duplicate_custom_id"] += 1
+                    continue
+                loaded = load(item, self._options.overrides)
+                if loaded.error is not None:
+                    self._record(result_from_input_error(loaded))
+                    if self._stopping:
+                        return None
+                    continue
+                return loaded
+        except Exception as exc:  # reading the inputs failed: stop launching, then raise it
+            if self._input_failure is None:
+                self._input_failure = exc
+            self._stop()
+        return None
 
     def _duplicate(self, custom_id: str) -> bool:
         if self._options.unique_ids:
@@ -323,29 +382,6 @@ class BatchRunner:
         seen = custom_id in self._seen
         self._seen.add(custom_id)
         return seen
-
-    async def _launch(self, item: Item) -> None:
-        await self._slots.acquire()
-        try:
-            await self._rate.acquire()
-            await self.pause.wait()
-        except BaseException:
-            self._slots.release()
-            raise
-        if self._stopping:
-            self._slots.release()
-            return
-        task = asyncio.create_task(self._send_one(item))
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
-        self.stats.cancelled += task.cancelled()
-        if not task.cancelled() and task.exception() is not None and self._fatal is None:
-            self._fatal = task.exception()
-            self._cancel_in_flight()
 
     async def _send_one(self, item: Item) -> None:
         assert item.body is not None
@@ -381,7 +417,8 @@ class BatchRunner:
         self.stats.add(result, usage)
         if result.attempts and not self._retry_notices:
             self.stats.retries += result.attempts - 1
-        self._progress.update(self.snapshot())
+        if self._live:
+            self._progress.update(self.snapshot())
         if not result.ok and self._options.fail_fast and not self._stopping:
             self.stats.stopped_by_failure = True
             self._stop()

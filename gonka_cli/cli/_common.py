@@ -274,5 +274,5 @@ HomeOpt = Annotated[
 ]
 FromOpt = Annotated[
     str | None,
-    typer.Option("--from", metavar="NAME", help="Sign with this key (inferenced's --key)."),
+    typer.Option("--from", metavar="NAME", help="The same as --key (inferenced's spelling)."),
 ]

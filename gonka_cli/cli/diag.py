@@ -302,7 +302,7 @@ config_app = typer.Typer(
 )
 
 
-@config_app.command("show")
+@config_app.command("show", short_help="Print every setting and where its value comes from.")
 def config_show_command(profile: ProfileOpt = None, output: OutputOpt = TableOutput.table) -> None:
     """Print every effective setting and where it came from (flag, env, profile, default);
     secrets are masked."""

@@ -230,7 +230,7 @@ def _describe(stored: StoredKey, default: str | None) -> dict[str, Any]:
     }
 
 
-@app.command("add")
+@app.command("add", short_help="Create a key from a new 24-word mnemonic, or recover one.")
 def add_command(
     name: NameArg,
     recover: Annotated[
@@ -337,7 +337,7 @@ def _add_to_keyring(
         _note(f"\n{BACKUP_WARNING}\n\n{mnemonic}\n")
 
 
-@app.command("import")
+@app.command("import", short_help="Import a key: an armored export, or hex from stdin.")
 def import_command(
     name: NameArg,
     file: Annotated[
@@ -365,7 +365,9 @@ def import_command(
 
     or hex (0x prefix, upper case and whitespace are fine):
 
-        inferenced keys export NAME --unarmored-hex --unsafe | gonka keys import NAME
+    \b
+        inferenced keys export NAME --unarmored-hex --unsafe |
+            gonka keys import NAME
 
     With --keyring-backend test|file the key goes into inferenced's keyring.
     """
@@ -432,7 +434,7 @@ def _list_keyring(keyring: Keyring, output: Output) -> None:
         emit(f"{entry.name:<{width}}  {entry.address}")
 
 
-@app.command("list")
+@app.command("list", short_help="List the stored keys: name, address and notes.")
 def list_command(
     output: OutputOpt = Output.text,
     keyring_backend: KeyringBackendOpt = None,
@@ -473,7 +475,7 @@ def list_command(
         emit(f"{stored.name:<{width}}  {stored.address}  {','.join(notes)}".rstrip())
 
 
-@app.command("show")
+@app.command("show", short_help="Show a key's address and public key (no passphrase).")
 def show_command(
     name: KeyArg,
     address: Annotated[
@@ -509,7 +511,7 @@ def show_command(
         emit(f"{field}: {shown}")
 
 
-@app.command("export")
+@app.command("export", short_help="Print a key's private key (needs --unsafe), or --armor it.")
 def export_command(
     name: KeyArg,
     unsafe: Annotated[
@@ -567,7 +569,7 @@ def _export_secret(name: str, keyring: Keyring | None, passphrase_file: str | No
     return keystore.open_key(stored, None).secret
 
 
-@app.command("delete")
+@app.command("delete", short_help="Delete a key (asks first; -y does not ask).")
 def delete_command(
     name: NameArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,

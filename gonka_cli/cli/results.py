@@ -55,7 +55,7 @@ OutputOpt = Annotated[
 ]
 
 
-@app.command("merge")
+@app.command("merge", short_help="Merge shard result files into OUT: every input once, checked.")
 def merge_command(
     out: Annotated[Path, typer.Argument(metavar="OUT", help="The merged results file.")],
     parts: Annotated[
@@ -150,7 +150,7 @@ def _incomplete(report: MergeReport) -> str:
     return f"results merge: incomplete ({what}) of {report.inputs} input(s)"
 
 
-@app.command("report")
+@app.command("report", short_help="Report on a results file: outcomes, tokens, latency.")
 def report_command(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="A results file (JSONL).")],
     output: OutputOpt = ReportOutput.text,
@@ -185,11 +185,9 @@ def report_command(
     if output is ReportOutput.json:
         _emit_json(report.as_json())
     elif sys.stdout.isatty():
-        from rich.console import Console
+        from gonka_cli.render_report import print_report
 
-        from gonka_cli.render_report import render_report
-
-        render_report(report, Console(file=sys.stdout, highlight=False))
+        print_report(report)
     else:
         for line in format_text(report):
             emit(line)

@@ -388,7 +388,12 @@ def send_request_command(
 
     settings = load_settings(flags, profile=profile)
     overrides = Overrides(
-        model, settings.text("model"), stream, max_tokens, tuple(set_values or ())
+        model,
+        settings.text("model"),
+        stream,
+        max_tokens,
+        tuple(set_values or ()),
+        default_model_origin=settings["model"].origin,
     )
     batch = BatchArgs(
         tuple(file or ()), batch_dir, recursive, glob, jsonl, shard, output_file, output_dir,
@@ -456,7 +461,15 @@ class Prompt:
         headers = None
         if isinstance(config.auth, BearerAuth):
             headers = {"Authorization": f"Bearer {config.auth.api_key}"}
-        model = run_async(first_model_at(base, config.timeouts, headers))
+        model = run_async(
+            first_model_at(
+                base,
+                config.timeouts,
+                headers,
+                follow_moved=config.follow_moved,
+                trusted_origins=config.trusted_origins,
+            )
+        )
         return model, f"the first model of {base}/models"
 
 

@@ -83,7 +83,9 @@ def sign_command(
 
         SIG=$(gonka sign --file body.json --endpoint-account gonka1...)
 
-        gonka sign -f F --endpoint-account T -o json | gonka verify --from-json - -f F --address A
+    \b
+        gonka sign -f F --endpoint-account T -o json |
+            gonka verify --from-json - -f F --address A
     """
     import hashlib
 
@@ -169,10 +171,13 @@ def verify_command(
     The timestamp (default 0) and the transfer address are part of the signed message:
     pass the ones `gonka sign` used, or pipe its -o json output into --from-json -.
 
+    \b
         gonka verify --file body.json --signature "$SIG" --address gonka1... \\
             --timestamp 1700000000000000000 --endpoint-account gonka1...
 
-        gonka sign -f F --endpoint-account T -o json | gonka verify --from-json - -f F --address A
+    \b
+        gonka sign -f F --endpoint-account T -o json |
+            gonka verify --from-json - -f F --address A
     """
     from gonka_cli.keys import parse_address, parse_public_key
     from gonka_cli.payloads import read_input
@@ -190,6 +195,11 @@ def verify_command(
         scheme.value if scheme else None,
     )
     claim = signed.overridden_by(given)
+    if not claim.signature and from_json:
+        raise UsageError(
+            f"--from-json {from_json}: no signature in it; expected the JSON object "
+            "`gonka sign -o json` prints"
+        )
     if not claim.signature:
         raise UsageError("no signature to check: pass --signature B64 or --from-json PATH")
     if (address is None) == (pubkey is None):

@@ -70,8 +70,11 @@ def address_bytes(address: str) -> bytes:
 
 
 def parse_public_key(text: str) -> bytes:
-    """A 33-byte compressed public key from base64 (as the chain prints it) or hex."""
+    """A 33-byte compressed public key from base64 (as the chain prints it) or hex (with
+    or without ``0x``)."""
     candidate = text.strip()
+    if candidate[:2].lower() == "0x" and _HEX.fullmatch(candidate[2:]):
+        candidate = candidate[2:]  # never base64: "0x" + 66 hex digits would decode to 51 bytes
     raw: bytes | None = None
     if len(candidate) == 66 and _HEX.fullmatch(candidate):
         raw = bytes.fromhex(candidate)
