@@ -221,6 +221,8 @@ def _apply(body: dict[str, Any], overrides: Overrides, source: str) -> bool:
         body["max_tokens"] = overrides.max_tokens
     for assignment in overrides.sets:
         key, value = parse_set(assignment)
+        if key == "model" and isinstance(value, str):
+            _refuse_secret_like("--set model", value)
         _assign(body, key, value, source)
     return _compact_text(body) != before
 

@@ -42,6 +42,7 @@ CONFIG_FILE = "config.toml"
 ENV_PROFILE = "GONKA_PROFILE"
 DEFAULT_PROFILE = "default"
 API_KEY_CMD_TIMEOUT_S = 30.0
+API_KEY_CMD_MAX_BYTES = 64 * 1024  # an API key is a line; more is a command gone wrong
 
 
 class Source(StrEnum):
@@ -373,11 +374,14 @@ def key_in_use(key: SigningKey) -> SigningKey:
 
 def _read_key_file(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        from gonka_cli.keys.files import read_small
+
+        return read_small(path).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such API key file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the API key file ({exc})") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConfigError(f"{path}: cannot read the API key file ({reason})") from None
 
 
 def _run_key_command(command: str) -> str:
@@ -388,17 +392,61 @@ def _run_key_command(command: str) -> str:
     if not argv:
         raise ConfigError("--api-key-cmd is empty")
     try:
-        done = subprocess.run(  # noqa: S603  # the user's own command, run without a shell
-            argv, capture_output=True, text=True, timeout=API_KEY_CMD_TIMEOUT_S, check=False
-        )
+        code, out, err = _bounded_run(argv, API_KEY_CMD_TIMEOUT_S, API_KEY_CMD_MAX_BYTES)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ConfigError(f"--api-key-cmd {argv[0]}: could not run ({exc})") from None
-    if done.returncode != 0:
-        detail = done.stderr.strip().splitlines()[-1:] or [""]
+    if code is None:
         raise ConfigError(
-            f"--api-key-cmd {argv[0]}: exited with {done.returncode} {detail[0]}".rstrip()
+            f"--api-key-cmd {argv[0]}: printed more than {API_KEY_CMD_MAX_BYTES} bytes; stopped it"
         )
-    return done.stdout
+    if code != 0:
+        text = err.decode("utf-8", "replace")
+        detail = text.strip().splitlines()[-1:] or [""]
+        raise ConfigError(f"--api-key-cmd {argv[0]}: exited with {code} {detail[0]}".rstrip())
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"--api-key-cmd {argv[0]}: printed something that is not text") from None
+
+
+def _bounded_run(argv: list[str], timeout: float, limit: int) -> tuple[int | None, bytes, bytes]:
+    """Run `argv`; its exit code, stdout and stderr, each read up to `limit` bytes. A code of
+    None: it printed more and was killed (a command that never stops talking, such as
+    `yes`, was read into memory for the whole time-out). `TimeoutExpired` after `timeout`."""
+    import selectors
+    import time
+
+    process = subprocess.Popen(  # noqa: S603  # the user's own command, run without a shell
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    out_fd, err_fd = process.stdout.fileno(), process.stderr.fileno()
+    read: dict[int, list[bytes]] = {out_fd: [], err_fd: []}
+    deadline = time.monotonic() + timeout
+    try:
+        with selectors.DefaultSelector() as selector:
+            for stream in (process.stdout, process.stderr):
+                selector.register(stream, selectors.EVENT_READ)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(argv, timeout)
+                for ready, _ in selector.select(left):
+                    chunk = os.read(ready.fd, 65536)
+                    if not chunk:
+                        selector.unregister(ready.fileobj)
+                    read[ready.fd].append(chunk)
+                    if sum(map(len, read[ready.fd])) > limit:
+                        return None, b"", b""
+        code = process.wait(max(0.0, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+    return code, b"".join(read[out_fd]), b"".join(read[err_fd])
 
 
 def _check_key(key: str, origin: str) -> str:

@@ -43,6 +43,7 @@ from gonka_cli.endpoints import (
 from gonka_cli.errors import ConfigError, GonkaError, NetworkError, UsageError
 from gonka_cli.keys import SigningKey, parse_address
 from gonka_cli.limits import DEFAULT_MAX_RESPONSE_BYTES, MAX_DOCUMENT_BYTES, MAX_ERROR_BODY_BYTES
+from gonka_cli.redact import redact
 from gonka_cli.settings import RetryPolicy, Timeouts
 from gonka_cli.signing import CLOCK, NanoClock, Scheme, parse_scheme, sign, signature_headers
 from gonka_cli.transport import (
@@ -51,6 +52,7 @@ from gonka_cli.transport import (
     json_body,
     network_error,
     too_large,
+    undecodable,
 )
 from gonka_cli.verdicts import WARN_SKEW_NS, Verdict, date_offset_ns, judge, measure_offset_ns
 
@@ -201,9 +203,8 @@ class _Router:
         )
 
     def unusable(self, request: httpx2.Request, response: httpx2.Response, body: bytes) -> bool:
-        """A 2xx answer to a chat POST whose (unencoded) body is not JSON: `Sender` retries it."""
-        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
-        return request.method == "POST" and not encoded and not json_body(body)
+        """A 2xx answer to a chat POST whose (decoded) body is not JSON: `Sender` retries it."""
+        return request.method == "POST" and not json_body(body)
 
     def not_json(self, url: str, status: int) -> Verdict:
         error = NetworkError(f"{url} answered {status} with a body that is not JSON")
@@ -261,7 +262,7 @@ class _Router:
             wait = delay
         log.info(
             "%s; retrying%s%s",
-            verdict.error.message,
+            redact(verdict.error.message),
             f" on {run.endpoint.url}" if run.endpoint != failed else "",
             f" in {wait:.1f} s" if wait > 0 else "",
         )
@@ -275,7 +276,16 @@ def _final(verdict: Verdict, run: _Run, reason: str = "") -> GonkaError:
         notes.append(f"after {run.attempts} attempts")
     if notes:
         error.message += f" ({', '.join(notes)})"
-        error.args = (error.message,)
+    return _clean(error)
+
+
+def _clean(error: GonkaError) -> GonkaError:
+    """`error` with its message and hint redacted as the CLI prints them: a caller's
+    traceback or log must not carry a server's terminal escapes, URL user-info or a
+    key-shaped string it echoed."""
+    error.message = redact(error.message)
+    error.hint = redact(error.hint) if error.hint else error.hint
+    error.args = (error.message,)
     return error
 
 
@@ -295,13 +305,15 @@ class _DoneWatch:
 
 
 def _ended_early(url: str) -> NetworkError:
-    return NetworkError(f"the stream from {url} ended before [DONE]" + _CUT)
+    error = _clean(NetworkError(f"the stream from {url} ended before [DONE]" + _CUT))
+    assert isinstance(error, NetworkError)
+    return error
 
 
 def _cut_off(exc: httpx2.TransportError, url: str, timeouts: Timeouts) -> NetworkError:
     error = network_error(exc, url, timeouts)
     error.message += _CUT
-    error.args = (error.message,)
+    _clean(error)
     return error
 
 
@@ -310,11 +322,20 @@ def _is_stream(response: httpx2.Response) -> bool:
 
 
 def _rebuilt(
-    response: httpx2.Response, stream: httpx2.SyncByteStream | httpx2.AsyncByteStream
+    response: httpx2.Response,
+    stream: httpx2.SyncByteStream | httpx2.AsyncByteStream,
+    *,
+    decoded: bool = False,
 ) -> httpx2.Response:
+    headers = response.headers
+    if decoded:  # the body was decoded here: its encoding and length no longer apply
+        dropped = ("content-encoding", "content-length")
+        headers = httpx2.Headers(
+            [(k, v) for k, v in headers.multi_items() if k.lower() not in dropped]
+        )
     return httpx2.Response(
         response.status_code,
-        headers=response.headers,
+        headers=headers,
         stream=stream,
         extensions=response.extensions,
     )
@@ -425,18 +446,20 @@ class GonkaTransport(httpx2.BaseTransport):
         stream = cast(httpx2.SyncByteStream, response.stream)
         try:
             if not 200 <= response.status_code < 300:
-                error_body, _ = _read(stream, MAX_ERROR_BODY_BYTES)
+                error_body, _ = _read(response, MAX_ERROR_BODY_BYTES)
                 return self._router.refused(response, error_body, url)
             if _is_stream(response):
                 return self._live(response, stream, url, run)
-            content, over = _read(stream, self._router.max_bytes)
+            content, over = _read(response, self._router.max_bytes)
         except httpx2.TransportError as exc:
             return self._router.broken(exc, url, run)
+        except httpx2.DecodingError as exc:
+            return Verdict(undecodable(exc, url))
         if over:
             return self._router.too_large(url)
         if self._router.unusable(request, response, content):
             return self._router.not_json(url, response.status_code)
-        return _rebuilt(response, httpx2.ByteStream(content))
+        return _rebuilt(response, httpx2.ByteStream(content), decoded=True)
 
     def _live(
         self, response: httpx2.Response, stream: httpx2.SyncByteStream, url: str, run: _Run
@@ -515,19 +538,30 @@ class GonkaTransport(httpx2.BaseTransport):
         self._inner.close()
 
 
-def _read(stream: httpx2.SyncByteStream, limit: int) -> tuple[bytes, bool]:
-    """The body up to `limit` bytes, and whether there was more (then it is not read on)."""
+def _read(response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
+    """The body up to `limit` bytes, and whether there was more (then it is not read on).
+
+    Counted after its ``Content-Encoding`` is undone, chunk by chunk: counting the wire
+    bytes let 64 MiB of gzip through, which the client then inflated a thousandfold (a
+    gzip bomb took the process past 7 GB). `httpx2.DecodingError` when it does not decode.
+    """
     parts: list[bytes] = []
     size = 0
+    reader = _decoding(response)
     try:
-        for chunk in stream:
+        for chunk in reader.iter_bytes():
             size += len(chunk)
             if size > limit:
                 return b"".join(parts), True
             parts.append(chunk)
         return b"".join(parts), False
     finally:
-        stream.close()
+        reader.close()
+
+
+def _decoding(response: httpx2.Response) -> httpx2.Response:
+    """A response over the same unread wire stream, whose ``iter_bytes`` decodes it."""
+    return httpx2.Response(response.status_code, headers=response.headers, stream=response.stream)
 
 
 class _Bridge(httpx2.AsyncBaseTransport):
@@ -539,8 +573,8 @@ class _Bridge(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         request.read()
         response = self._inner.handle_request(request)
-        content, _ = _read(cast(httpx2.SyncByteStream, response.stream), MAX_DOCUMENT_BYTES + 1)
-        return _rebuilt(response, httpx2.ByteStream(content))
+        content, _ = _read(response, MAX_DOCUMENT_BYTES + 1)  # decoded: no gzip bomb
+        return _rebuilt(response, httpx2.ByteStream(content), decoded=True)
 
     async def aclose(self) -> None:
         """The inner transport belongs to the `GonkaTransport`."""
@@ -645,18 +679,20 @@ class AsyncGonkaTransport(httpx2.AsyncBaseTransport):
         stream = cast(httpx2.AsyncByteStream, response.stream)
         try:
             if not 200 <= response.status_code < 300:
-                error_body, _ = await _aread(stream, MAX_ERROR_BODY_BYTES)
+                error_body, _ = await _aread(response, MAX_ERROR_BODY_BYTES)
                 return self._router.refused(response, error_body, url)
             if _is_stream(response):
                 return await self._live(response, stream, url, run)
-            content, over = await _aread(stream, self._router.max_bytes)
+            content, over = await _aread(response, self._router.max_bytes)
         except httpx2.TransportError as exc:
             return self._router.broken(exc, url, run)
+        except httpx2.DecodingError as exc:
+            return Verdict(undecodable(exc, url))
         if over:
             return self._router.too_large(url)
         if self._router.unusable(request, response, content):
             return self._router.not_json(url, response.status_code)
-        return _rebuilt(response, httpx2.ByteStream(content))
+        return _rebuilt(response, httpx2.ByteStream(content), decoded=True)
 
     async def _live(
         self, response: httpx2.Response, stream: httpx2.AsyncByteStream, url: str, run: _Run
@@ -721,19 +757,20 @@ class AsyncGonkaTransport(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-async def _aread(stream: httpx2.AsyncByteStream, limit: int) -> tuple[bytes, bool]:
+async def _aread(response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
     """`_read` for the async transport."""
     parts: list[bytes] = []
     size = 0
+    reader = _decoding(response)
     try:
-        async for chunk in stream:
+        async for chunk in reader.aiter_bytes():
             size += len(chunk)
             if size > limit:
                 return b"".join(parts), True
             parts.append(chunk)
         return b"".join(parts), False
     finally:
-        await stream.aclose()
+        await reader.aclose()
 
 
 class _Shared(httpx2.AsyncBaseTransport):

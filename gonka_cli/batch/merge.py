@@ -9,19 +9,26 @@ line (no newline) is kept when it is a whole record that only lost its newline, 
 dropped otherwise. Lines whose ``custom_id`` is not an input (stray) are left out.
 
 The merged file lists the inputs in input order, each exactly once, and is written
-atomically: a temporary file beside it (mode 0600), fsynced, renamed over it.
+atomically: a temporary file beside it (mode 0600), fsynced, renamed over it. A merge
+holds the results-file lock of OUT (exclusive) and of every part (shared) while it runs: a
+`send-request` still writing one of them is refused with exit 75 (`ResultsBusy`) instead
+of the merge reading half a part, or renaming a new OUT over a file that a run keeps
+appending its paid answers to (they would go to the unlinked old file and be lost).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from gonka_cli.atomic import replacing
-from gonka_cli.errors import UsageError
+from gonka_cli.errors import OutputError, ResultsBusy, UsageError
 from gonka_cli.jsontext import loads
 
 
@@ -129,16 +136,64 @@ class MergeReport:
 
 def merge(out: Path, parts: list[Path], input_ids: Iterable[str]) -> MergeReport:
     """Merge `parts` into `out` (which may be one of them), checked against `input_ids`."""
-    handles = _open_parts(parts)
+    held = _hold_out(out)
     try:
-        report = MergeReport(parts=len(parts))
-        order, wanted = _inputs(input_ids, report)
-        picks = _pick(handles, wanted, report)
-        _write(out, handles, order, picks, report)
+        handles = _open_parts(parts)
+        try:
+            _hold_parts(parts, handles, held)
+            report = MergeReport(parts=len(parts))
+            order, wanted = _inputs(input_ids, report)
+            picks = _pick(handles, wanted, report)
+            _write(out, handles, order, picks, report)
+        finally:
+            for handle in handles:
+                handle.close()
     finally:
-        for handle in handles:
-            handle.close()
+        if held is not None:
+            os.close(held)
     return report
+
+
+def _hold_out(out: Path) -> int | None:
+    """An open descriptor of an existing OUT, locked exclusively (released by closing)."""
+    try:
+        fd = os.open(out, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None  # none yet (or unreadable: writing it will say so)
+    try:
+        _lock(fd, out, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _hold_parts(parts: list[Path], handles: list[IO[bytes]], out_fd: int | None) -> None:
+    """A shared lock on every part that is not OUT itself (that one is already held)."""
+    held = os.fstat(out_fd) if out_fd is not None else None
+    for path, handle in zip(parts, handles, strict=True):
+        status = os.fstat(handle.fileno())
+        if held is None or (status.st_dev, status.st_ino) != (held.st_dev, held.st_ino):
+            _lock(handle.fileno(), path, fcntl.LOCK_SH)
+
+
+def _lock(fd: int, path: Path, mode: int) -> None:
+    from gonka_cli.batch.results import lock_holder
+
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
+        return
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = lock_holder(status)
+        who = f"process {holder}" if holder else "another process"
+        raise ResultsBusy(
+            f"{path} is being written by {who}; nothing was merged",
+            hint="merge when that run has finished",
+        ) from None
+    except OSError:
+        return  # no locks here (some network mounts): merge as before
 
 
 def _open_parts(parts: list[Path]) -> list[IO[bytes]]:
@@ -217,7 +272,7 @@ def _write(
             for custom_id in order:
                 _copy_one(sink, handles, custom_id, picks.get(custom_id), report)
     except OSError as exc:
-        raise UsageError(f"{out}: cannot write ({exc.strerror or exc})") from None
+        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
 
 
 def _copy_one(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -59,9 +60,18 @@ class GonkaGroup(TyperGroup):
     # ctx is typer's vendored click Context, a private type: hence Any.
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            _stop_like_ctrl_c()
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # what is still buffered fails here, not at exit
+            return result
+        except (OSError, ValueError, AttributeError) as exc:
+            _raise_unless_stdout_broken(exc)
+            raise typer.Exit(int(ExitCode.OUTPUT)) from None
         except GonkaError as exc:
             print_error(exc.message, exc.hint)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except Stopped as exc:
+            print_error(f"stopped by {exc.name}")
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             print_error("interrupted")
@@ -76,9 +86,73 @@ class GonkaGroup(TyperGroup):
         """Parse the group's own options (``gonka --bogus``) with the same one-line errors."""
         try:
             return super().make_context(info_name, args, parent, **extra)
+        except (OSError, ValueError, AttributeError) as exc:  # --help into a full or closed stdout
+            _raise_unless_stdout_broken(exc)
+            raise typer.Exit(int(ExitCode.OUTPUT)) from None
         except Exception as exc:
             _reraise_unless_usage_error(exc)
             raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+# Every file this package writes turns these into its own error; one that reaches the
+# dispatcher bare came from stdout.
+_WRITE_ERRORS = {errno.EPIPE, errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EDQUOT}
+
+
+def _raise_unless_stdout_broken(exc: Exception) -> None:
+    """A stdout that is full (ENOSPC, EFBIG), broken (EPIPE: ``| head -c 10``) or closed
+    (``>&-``) is one line and exit 74, as for a batch, never a traceback; any other error
+    is re-raised. Decided by trying stdout itself, and by the kind of error."""
+    out = sys.stdout
+    if out is None or out.closed:
+        reason = "it is closed"
+    else:
+        try:
+            out.flush()
+        except OSError as broken:
+            reason = broken.strerror or str(broken)
+        else:  # written out or dropped: a write error no file write of ours lets escape
+            if not (isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS):
+                raise exc
+            reason = exc.strerror or str(exc)
+    _silence_stdout()
+    print_error(f"cannot write <stdout>: {reason}")
+
+
+def _silence_stdout() -> None:
+    """Point descriptor 1 at /dev/null so that the exit's final flush of what is still
+    buffered succeeds quietly (no "Exception ignored" after the error line)."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, as Ctrl-C's KeyboardInterrupt is."""
+
+    def __init__(self, number: int) -> None:
+        import signal
+
+        super().__init__(number)
+        self.name = signal.Signals(number).name
+        self.exit_code = 128 + number  # 143, 129: as a shell reports the signal
+
+
+def _stop_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C: every `finally` runs, so an all-or-nothing
+    write (a key file, a keyring entry, a merged results file, a report) removes its
+    temporary file instead of leaving a copy of a key or of results behind, and the exit
+    is one line. A batch puts its own handlers over these while it runs; a signal that is
+    ignored (``nohup``) stays ignored."""
+    import signal
+
+    def stop(number: int, frame: object) -> None:
+        raise Stopped(number)
+
+    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+            signal.signal(number, stop)
 
 
 def _reraise_unless_usage_error(exc: Exception) -> None:

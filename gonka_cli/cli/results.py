@@ -27,7 +27,7 @@ from gonka_cli.cli.send_batch import (
     ShardCountOpt,
     ShardOpt,
 )
-from gonka_cli.errors import PartialFailure, UsageError
+from gonka_cli.errors import OutputError, PartialFailure, UsageError
 
 if TYPE_CHECKING:
     from gonka_cli.batch.inputs import Shard
@@ -81,7 +81,8 @@ def merge_command(
 
     Exit codes: 0 complete; 8 incomplete (inputs missing or failed, stray or repeated
     ids; OUT is still written, and the hint says how to send only what is missing);
-    2 bad flags or an unreadable part.
+    2 bad flags or an unreadable part; 74 OUT could not be written (OUT untouched);
+    75 a run is still writing OUT or a part (nothing merged).
     """
     from gonka_cli.batch.merge import format_merge, merge
     from gonka_cli.batch.plan import BatchSource
@@ -166,7 +167,8 @@ def report_command(
 
         gonka results report all.jsonl --html report.html
 
-    Exit codes: 0 (whatever the results say), 2 an unreadable file.
+    Exit codes: 0 (whatever the results say), 2 an unreadable file, 74 the --html page
+    could not be written.
     """
     from gonka_cli.batch.merge import scan_lines
     from gonka_cli.batch.report import build_report, format_text
@@ -212,4 +214,4 @@ def _write_text(path: Path, text: str) -> None:
         with replacing(path, mode=0o644) as sink:
             sink.write(text.encode("utf-8"))
     except OSError as exc:
-        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None

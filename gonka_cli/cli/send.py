@@ -551,8 +551,12 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run the async core; Ctrl-C becomes `Interrupted` (exit 130)."""
     import asyncio  # here, not at the top: `gonka sign` and `--help` need no event loop
 
+    from gonka_cli.cli._common import Stopped
+
     try:
         return asyncio.run(coroutine)
+    except Stopped:
+        raise  # SIGTERM or SIGHUP: its own exit code (143, 129)
     except KeyboardInterrupt:
         raise Interrupted("interrupted") from None
 

@@ -44,6 +44,26 @@ def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     return b"".join(chunks)
 
 
+SMALL_SECRET_BYTES = 64 * 1024
+
+
+def read_small(path: Path, limit: int = SMALL_SECRET_BYTES) -> bytes:
+    """The bytes of a passphrase, key or API key file, at most `limit`.
+
+    Unlike `read_regular`, a FIFO is read (``--passphrase-file <(pass show x)`` is one),
+    but never more than `limit` bytes: ``/dev/zero`` or an endless pipe given by mistake
+    was read whole, until the kernel killed the process for its memory. OSError when the
+    file is larger (EFBIG), a directory, or unreadable.
+    """
+    with open(path, "rb") as handle:
+        if stat.S_ISDIR(os.fstat(handle.fileno()).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+    return data
+
+
 def exposure_warning(path: Path) -> str | None:
     """A warning when `path` (a key file or its directory) is readable by group or others."""
     try:

@@ -380,9 +380,16 @@ class Keyring:
 
         from gonka_cli.keys.keystore import passphrase_to_create, write_atomic
 
-        chosen = passphrase_to_create(self.passphrase_file).value
+        given = passphrase_to_create(self.passphrase_file)
+        chosen = given.value
         hashed = bcrypt.hashpw(chosen.encode(), bcrypt.gensalt(KEYHASH_COST, prefix=b"2a"))
-        write_atomic(keyhash, hashed, overwrite=False)
+        try:
+            write_atomic(keyhash, hashed, overwrite=False)
+        except FileExistsError:  # another `keys add` made the keyring meanwhile: check with it
+            self._check_keyhash(chosen, given.source)
+        except OSError as exc:
+            why = f"{self.directory}: cannot write the keyring ({exc.strerror})"
+            raise ConfigError(why) from None
         self._password = chosen
 
     def delete(self, entry: Entry) -> None:

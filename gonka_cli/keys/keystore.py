@@ -50,7 +50,7 @@ from typing import Any
 from gonka_cli.atomic import replacing
 from gonka_cli.errors import ConfigError, UsageError
 from gonka_cli.jsontext import loads
-from gonka_cli.keys.files import exposure_warning, read_regular
+from gonka_cli.keys.files import exposure_warning, read_regular, read_small
 from gonka_cli.keys.material import SigningKey, parse_address
 from gonka_cli.paths import ensure_private_dir, gonka_home
 
@@ -513,7 +513,7 @@ def forget_passphrase() -> None:
 def _given(passphrase_file: str | None) -> Passphrase | None:
     if passphrase_file:
         try:
-            text = Path(passphrase_file).read_text().rstrip("\r\n")
+            text = read_small(Path(passphrase_file)).decode().rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not text"
             message = f"{passphrase_file}: cannot read the passphrase file ({reason})"

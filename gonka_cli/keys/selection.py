@@ -304,7 +304,9 @@ def _parse(text: str, source: str) -> SigningKey:
 
 def _read_key_file(path: Path) -> str:
     try:
-        return path.read_text()
+        from gonka_cli.keys.files import read_small
+
+        return read_small(path).decode()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not text"
         raise UsageError(f"{path}: cannot read the key file ({reason})") from None
