@@ -96,7 +96,29 @@ def redact(text: str) -> str:
 def scrub_data(value: Any) -> Any:
     """A JSON value with the registered secrets and C1 controls removed from every string
     (JSON escapes the C0 ones, ESC included, but writes C1 ones such as the 8-bit CSI raw)."""
+    if not isinstance(value, str):
+        parts: list[str] = []
+        _strings(value, parts)
+        # One look at every string at once (NUL is in no secret, so no piece can match
+        # across two strings): most answers need no change, and are returned as they are.
+        text = "\x00".join(parts)
+        if not _C1.search(text) and not (_secrets and _may_hold_a_secret(text)):
+            return value
     return _map_strings(value, _data_text)
+
+
+def _strings(value: Any, into: list[str]) -> None:
+    """Every string in a JSON value, keys included, appended to `into`."""
+    if isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                into.append(key)
+            _strings(item, into)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _strings(item, into)
 
 
 def _data_text(text: str) -> str:

@@ -172,7 +172,8 @@ def test_no_piece_of_a_registered_secret_survives(
         piece = key[start : start + length]
         parts += [piece.upper() if upper else piece, filler, api[start % len(api) :], filler]
     text = " ".join(parts)
-    for cleaned in (r.scrub_data(text), r.redact(text)):
+    nested = r.scrub_data({"choices": [{"content": text, text[:9]: filler}]})
+    for cleaned in (r.scrub_data(text), r.redact(text), repr(nested)):
         lowered = cleaned.lower()
         assert not any(key[i : i + 8] in lowered for i in range(57))
         assert not any(api[i : i + 8] in cleaned for i in range(len(api) - 7))
