@@ -29,7 +29,11 @@ SHAPE = "<redacted>"
 MIN_PIECE = 8  # a piece of a known secret this long or longer is a leak
 MNEMONIC_WORDS = 12
 
-_ESCAPES = re.compile(
+# The patterns below are compiled on first use (`_rx`), not at import: `gonka sign` and
+# `gonka --help` load this module and would pay milliseconds for patterns they never use.
+_rx = cache(re.compile)
+
+_ESCAPES = (
     r"\x1b\][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC ... BEL or ST (window titles, links)
     r"|\x1b[P^_X][^\x1b\x9c]*(?:\x1b\\|\x9c)?"  # DCS, PM, APC, SOS ... ST
     r"|\x1b\[[0-?]*[ -/]*[@-~]?"  # CSI: colours, cursor moves, screen clears
@@ -37,17 +41,17 @@ _ESCAPES = re.compile(
     r"|\x9b[0-?]*[ -/]*[@-~]?"  # 8-bit CSI
     r"|\x9d[^\x07\x9c]*(?:\x07|\x9c)?"  # 8-bit OSC
 )
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_C1 = re.compile(r"[\x80-\x9f]")
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
-_BEARER = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}")  # the header's spelling
-_HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{40,}")
-_HEX_RUN = re.compile(r"[0-9a-fA-F]{8,}")
-_WORD = re.compile(r"[A-Za-z]+")
+_CONTROLS = r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+_C1 = r"[\x80-\x9f]"
+_USERINFO = r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@"
+_BEARER = r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}"  # the header's spelling
+_HEX = r"(?:0[xX])?[0-9a-fA-F]{40,}"
+_HEX_RUN = r"[0-9a-fA-F]{8,}"
+_WORD = r"[A-Za-z]+"
 # Twelve words of 3 to 8 letters in a row (every BIP39 English word is): only text with such
 # a run can hold a mnemonic, so only then is the word list loaded.
-_TWELVE = re.compile(r"(?<![A-Za-z])(?:[A-Za-z]{3,8}[\s,]+){11}[A-Za-z]{3,8}(?![A-Za-z])")
-_GAP = re.compile(r"[\s,]+")
+_TWELVE = r"(?<![A-Za-z])(?:[A-Za-z]{3,8}[\s,]+){11}[A-Za-z]{3,8}(?![A-Za-z])"
+_GAP = r"[\s,]+"
 
 _secrets: dict[str, bool] = {}  # secret text -> compare ignoring case (hex)
 _compiled: tuple[re.Pattern[str] | None, frozenset[str]] | None = None
@@ -77,19 +81,19 @@ def forget_all() -> None:
 
 def plain(text: str, *, newlines: bool = True) -> str:
     """`text` without terminal escapes and control characters (tab and newline kept)."""
-    if not _CONTROLS.search(text):  # every escape starts with a control character
+    if not _rx(_CONTROLS).search(text):  # every escape starts with a control character
         return text
-    text = _CONTROLS.sub("", _ESCAPES.sub("", text))
+    text = _rx(_CONTROLS).sub("", _rx(_ESCAPES).sub("", text))
     return text if newlines else text.replace("\n", " ").replace("\t", " ")
 
 
 def redact(text: str) -> str:
     """A message safe to print or store: see the module docstring for what goes."""
     text = plain(text)
-    text = _USERINFO.sub(rf"\1{MASK}@", text)
-    text = _BEARER.sub(rf"\1{MASK}", text)
+    text = _rx(_USERINFO).sub(rf"\1{MASK}@", text)
+    text = _rx(_BEARER).sub(rf"\1{MASK}", text)
     text = _known(text)
-    text = _HEX.sub(SHAPE, text)
+    text = _rx(_HEX).sub(SHAPE, text)
     return _mnemonics(text)
 
 
@@ -102,7 +106,7 @@ def scrub_data(value: Any) -> Any:
         # One look at every string at once (NUL is in no secret, so no piece can match
         # across two strings): most answers need no change, and are returned as they are.
         text = "\x00".join(parts)
-        if not _C1.search(text) and not (_secrets and _may_hold_a_secret(text)):
+        if not _rx(_C1).search(text) and not (_secrets and _may_hold_a_secret(text)):
             return value
     return _map_strings(value, _data_text)
 
@@ -122,8 +126,8 @@ def _strings(value: Any, into: list[str]) -> None:
 
 
 def _data_text(text: str) -> str:
-    if _C1.search(text):
-        text = _C1.sub("", text)
+    if _rx(_C1).search(text):
+        text = _rx(_C1).sub("", text)
     return _known(text) if _secrets else text
 
 
@@ -144,7 +148,7 @@ def _map_strings(value: Any, change: Any) -> Any:
 
 def looks_secret(text: str) -> bool:
     """Whether `text` holds something key- or mnemonic-shaped (a secret in the wrong place)."""
-    return bool(_HEX.search(text)) or _mnemonics(text) != text
+    return bool(_rx(_HEX).search(text)) or _mnemonics(text) != text
 
 
 # --- the known secrets ------------------------------------------------------------------
@@ -192,7 +196,7 @@ def _may_hold_a_secret(text: str) -> bool:
     if exact is not None and exact.search(text):
         return True
     if folded:
-        for run in _HEX_RUN.finditer(text):
+        for run in _rx(_HEX_RUN).finditer(text):
             digits = run.group().lower()
             if any(digits[i : i + MIN_PIECE] in folded for i in range(len(digits) - 7)):
                 return True
@@ -233,13 +237,13 @@ def _cut(text: str, spans: Iterable[tuple[int, int]], mark: str) -> str:
 
 def _mnemonics(text: str) -> str:
     """Runs of 12+ BIP39 words (separated by spaces or commas) replaced by `SHAPE`."""
-    if not _TWELVE.search(text):
+    if not _rx(_TWELVE).search(text):
         return text  # the common case: the word list is never loaded
     words = _wordlist()
     spans: list[tuple[int, int]] = []
     run: list[re.Match[str]] = []
-    for match in _WORD.finditer(text):
-        joined = bool(run) and _GAP.fullmatch(text, run[-1].end(), match.start()) is not None
+    for match in _rx(_WORD).finditer(text):
+        joined = bool(run) and _rx(_GAP).fullmatch(text, run[-1].end(), match.start()) is not None
         if match.group().lower() not in words:
             _close(run, spans)
             run = []

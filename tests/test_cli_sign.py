@@ -287,7 +287,8 @@ def test_sign_does_not_import_heavy_modules(body_file: Path, tmp_path: Path) -> 
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('rich', 'httpx', 'httpx2', 'uvicorn', 'starlette', 'cryptography',"
         " 'mnemonic', 'bcrypt', 'nacl',"
-        " 'asyncio', 'gonka_cli.cli.send', 'gonka_cli.cli.node', 'gonka_cli.devnode.config')"
+        " 'asyncio', 'gonka_cli.cli.send', 'gonka_cli.cli.node', 'gonka_cli.devnode.config',"
+        " 'gonka_cli.keys.keyring')"
         " if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )

@@ -58,10 +58,11 @@ class KeyringChoice:
     home: str | None = None
 
     def chosen_backend(self) -> str | None:
-        """--keyring-backend, else $GONKA_KEYRING_BACKEND, else None (no keyring chosen)."""
-        from gonka_cli.keys.keyring import ENV_BACKEND
+        """--keyring-backend, else $GONKA_KEYRING_BACKEND, else None (no keyring chosen).
 
-        return self.backend or os.environ.get(ENV_BACKEND) or None
+        Without importing the keyring module: `gonka sign` with a hex key never needs it.
+        """
+        return self.backend or os.environ.get("GONKA_KEYRING_BACKEND") or None
 
     def base(self) -> Path:
         """The keyring directory (see `gonka_cli.keys.keyring.keyring_dir`)."""
