@@ -206,9 +206,8 @@ def _may_hold_a_secret(text: str) -> bool:
 def _occurrences(text: str, secret: str) -> list[tuple[int, int]]:
     """Where `secret`, or any piece of it of `MIN_PIECE` or more characters, occurs."""
     width = min(MIN_PIECE, len(secret))
-    pieces = {secret[i : i + width] for i in range(len(secret) - width + 1)}
     found = []
-    for piece in pieces:
+    for piece in _pieces(secret):
         start = text.find(piece)
         while start != -1:
             found.append((start, start + width))

@@ -35,7 +35,6 @@ from gonka_cli.keys import records
 from gonka_cli.keys.material import SigningKey, address_bytes, address_from_public_key
 
 ENV_DIR = "GONKA_KEYRING_DIR"
-ENV_BACKEND = "GONKA_KEYRING_BACKEND"  # spelled out in keys/selection.py too (kept off sign)
 DEFAULT_HOME = "~/.inference"
 BACKENDS = ("test", "file")
 UNSUPPORTED = ("os", "kwallet", "pass", "memory")

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 ENV_PRIVATE_KEY = "GONKA_PRIVATE_KEY"
 ENV_ADDRESS = "GONKA_ADDRESS"
+ENV_BACKEND = "GONKA_KEYRING_BACKEND"  # here, not in keyring.py: `gonka sign` never loads that
 NO_KEY_HINT = (
     "pass --key NAME (see `gonka keys list`) or --account-address ADDR, set "
     f"{ENV_PRIVATE_KEY} to a hex private key, pass --private-key-file PATH, "
@@ -58,11 +59,8 @@ class KeyringChoice:
     home: str | None = None
 
     def chosen_backend(self) -> str | None:
-        """--keyring-backend, else $GONKA_KEYRING_BACKEND, else None (no keyring chosen).
-
-        Without importing the keyring module: `gonka sign` with a hex key never needs it.
-        """
-        return self.backend or os.environ.get("GONKA_KEYRING_BACKEND") or None
+        """--keyring-backend, else $GONKA_KEYRING_BACKEND, else None (no keyring chosen)."""
+        return self.backend or os.environ.get(ENV_BACKEND) or None
 
     def base(self) -> Path:
         """The keyring directory (see `gonka_cli.keys.keyring.keyring_dir`)."""
