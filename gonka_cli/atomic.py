@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -46,9 +48,13 @@ def replacing(
     """
     if keep_symlink:
         refuse_symlink(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp")
-    temporary = Path(name)
+    temporary: Path | None = None
     try:
+        with _stops_held():  # a stop signal waits until the file to remove is known
+            fd, name = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.name[:64]}.", suffix=".tmp"
+            )
+            temporary = Path(name)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -61,5 +67,27 @@ def replacing(
         else:
             os.link(temporary, path)
     finally:
-        temporary.unlink(missing_ok=True)
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def _stops_held() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back for the block (where the platform allows it).
+
+    A stop raises an exception from its handler (`gonka_cli.cli`): arriving between
+    ``mkstemp`` and the bookkeeping that removes the file, it would leave the temporary
+    copy behind. Held, it is delivered as the block ends, inside the ``try``.
+    """
+    stops = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
